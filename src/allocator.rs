@@ -1,0 +1,293 @@
+//! [`SlabAllocator`]: ties the region, the size classes, the thread caches
+//! and the fallback together.
+//!
+//! The hot path (a cache hit) is: size-class table load, thread-local front
+//! entry compare, magazine pop or push. Everything else — refill, flush,
+//! uncached threads, fallback, zero-size requests — sits in `#[cold]`
+//! functions below it.
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+use std::alloc::{GlobalAlloc, System};
+use std::sync::Arc;
+
+use crate::config::{Builder, ConfigError, Fallback, ValidConfig};
+use crate::region::{Region, RegionOwner};
+use crate::stats::Stats;
+use crate::sync::Ordering;
+use crate::thread_cache::Magazine;
+use crate::thread_registry;
+use crate::AllocError;
+
+/// A lock-free, size-class slab allocator, shared across threads by
+/// reference or through `Arc`.
+///
+/// See the crate documentation for an example and for what each method
+/// promises.
+pub struct SlabAllocator {
+    region: NonNull<Region>,
+    owner: Arc<RegionOwner>,
+}
+
+// SAFETY: all shared state in the region is atomics or immutable after
+// `create`; per-thread state is reached only through the calling thread's
+// own cache slot.
+unsafe impl Send for SlabAllocator {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for SlabAllocator {}
+
+impl SlabAllocator {
+    /// A [`Builder`] with the general-purpose defaults.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) fn from_config(config: &ValidConfig) -> Result<Self, ConfigError> {
+        let region = Region::create(config)?;
+        Ok(SlabAllocator { region, owner: Arc::new(RegionOwner::new(region)) })
+    }
+
+    #[inline(always)]
+    fn region(&self) -> &Region {
+        // SAFETY: `owner` keeps the region mapped for as long as `self`.
+        unsafe { self.region.as_ref() }
+    }
+
+    /// Allocates a block for `layout`.
+    ///
+    /// - Served from the smallest size class that holds `layout.size()` at
+    ///   `layout.align()` (see [`usable_size`](Self::usable_size)).
+    /// - A size of 0 returns a dangling pointer aligned to `layout.align()`,
+    ///   using no memory; [`deallocate`](Self::deallocate) ignores it.
+    /// - A request no class can hold (larger than the largest class, or
+    ///   aligned more than any class that fits), or of a class whose share of
+    ///   the pool is used up, goes to the configured [`Fallback`]: the system
+    ///   allocator, or `Err(AllocError)`.
+    ///
+    /// Never panics.
+    #[inline]
+    pub fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let region = self.region();
+        let Some(class) = region.class_for(layout.size(), layout.align()) else {
+            return self.allocate_unclassed(layout);
+        };
+        if layout.size() == 0 {
+            return Ok(dangling(layout));
+        }
+        match thread_registry::slot_for(region, Some(&self.owner)) {
+            Some(slot) => {
+                // SAFETY: `slot_for` returns a slot this thread owns; `class`
+                // is one of the region's classes.
+                let magazine = unsafe { region.caches.magazine(slot, class) };
+                match magazine.pop(layout.size()) {
+                    Some(block) => Ok(block),
+                    None => self.allocate_refill(&magazine, class, layout),
+                }
+            }
+            None => self.allocate_uncached(class, layout),
+        }
+    }
+
+    /// Returns a block to the allocator.
+    ///
+    /// The block's class is found from its address; `layout` is only used
+    /// to recognise zero-size allocations and to free fallback blocks.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must have been returned by [`allocate`](Self::allocate) of this
+    /// allocator with this `layout`, and not been freed since.
+    #[inline]
+    pub unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        let region = self.region();
+        let Some(class) = region.class_of(ptr.as_ptr()) else {
+            // SAFETY: forwarded from the caller: not ours, so from the
+            // fallback (or a zero-size dangling pointer).
+            return unsafe { self.deallocate_unclassed(ptr, layout) };
+        };
+        match thread_registry::slot_for(region, Some(&self.owner)) {
+            Some(slot) => {
+                // SAFETY: a slot this thread owns; `class` from the address.
+                let magazine = unsafe { region.caches.magazine(slot, class) };
+                if !magazine.push(ptr) {
+                    // SAFETY: `ptr` is a block of `class` being freed.
+                    unsafe { self.deallocate_flush(&magazine, class, ptr) };
+                }
+            }
+            // SAFETY: `ptr` is a block of `class` being freed (caller).
+            None => unsafe { self.deallocate_uncached(class, ptr) },
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn allocate_refill(&self, magazine: &Magazine<'_>, class: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let region = self.region();
+        let pool = region.pool(class);
+        match magazine.refill_and_pop(pool, region.caches.geometry.batch, layout.size()) {
+            Some(block) => Ok(block),
+            None => self.allocate_fallback(Some(class), layout),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn allocate_uncached(&self, class: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let region = self.region();
+        thread_registry::note_uncached(region);
+        let pool = region.pool(class);
+        match pool.take_one() {
+            Some(block) => {
+                // Relaxed: statistics.
+                pool.counters.uncached_allocs.fetch_add(1, Ordering::Relaxed);
+                pool.counters.uncached_requested.fetch_add(layout.size() as u64, Ordering::Relaxed);
+                Ok(block)
+            }
+            None => self.allocate_fallback(Some(class), layout),
+        }
+    }
+
+    /// Zero-size requests and requests no class can hold.
+    #[cold]
+    #[inline(never)]
+    fn allocate_unclassed(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if layout.size() == 0 {
+            return Ok(dangling(layout));
+        }
+        self.allocate_fallback(None, layout)
+    }
+
+    /// The configured fallback, for a dry `class` or for a request no class
+    /// can hold (`None`).
+    #[cold]
+    #[inline(never)]
+    fn allocate_fallback(&self, class: Option<usize>, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let region = self.region();
+        let result = match region.fallback() {
+            // SAFETY: `layout` has a non-zero size (zero sizes never get
+            // here), as `GlobalAlloc::alloc` requires.
+            Fallback::System => NonNull::new(unsafe { System.alloc(layout) }).ok_or(AllocError),
+            Fallback::Error => Err(AllocError),
+        };
+        // Relaxed: statistics.
+        match class {
+            Some(class) => region.pool(class).count_fallback(),
+            None if result.is_ok() => {
+                region.oversize.served.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                region.oversize.refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    /// # Safety
+    ///
+    /// `ptr` is a block of `class` that the caller is freeing.
+    #[cold]
+    #[inline(never)]
+    unsafe fn deallocate_flush(&self, magazine: &Magazine<'_>, class: usize, ptr: NonNull<u8>) {
+        let region = self.region();
+        // SAFETY: forwarded from the caller.
+        unsafe { magazine.flush_and_push(region.pool(class), region.caches.geometry.batch, ptr) }
+    }
+
+    /// # Safety
+    ///
+    /// `ptr` is a block of `class` that the caller is freeing.
+    #[cold]
+    #[inline(never)]
+    unsafe fn deallocate_uncached(&self, class: usize, ptr: NonNull<u8>) {
+        let region = self.region();
+        thread_registry::note_uncached(region);
+        let pool = region.pool(class);
+        // SAFETY: forwarded from the caller.
+        unsafe { pool.give_back(ptr) };
+        // Relaxed: statistics.
+        pool.counters.uncached_frees.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// # Safety
+    ///
+    /// `ptr` was allocated with `layout` and is outside the region: a
+    /// zero-size dangling pointer or a fallback block.
+    #[cold]
+    #[inline(never)]
+    unsafe fn deallocate_unclassed(&self, ptr: NonNull<u8>, layout: Layout) {
+        if layout.size() == 0 {
+            return;
+        }
+        match self.region().fallback() {
+            // SAFETY: with `Fallback::System`, every non-zero-size block
+            // outside the region came from `System.alloc(layout)`.
+            Fallback::System => unsafe { System.dealloc(ptr.as_ptr(), layout) },
+            // With `Fallback::Error` nothing outside the region was ever
+            // handed out; there is nothing to free.
+            Fallback::Error => {}
+        }
+    }
+
+    /// The usable size of the block at `ptr`: its class's block size if
+    /// `ptr` is inside this allocator's pool, `None` if it is not (a
+    /// fallback block, a zero-size allocation, or a foreign pointer).
+    pub fn usable_size(&self, ptr: NonNull<u8>) -> Option<usize> {
+        let region = self.region();
+        region.class_of(ptr.as_ptr()).map(|class| region.pool(class).block_size())
+    }
+
+    /// The block size a request for `layout` would get from the pool, or
+    /// `None` if it would go to the fallback (or is zero-size).
+    pub fn class_size_for(&self, layout: Layout) -> Option<usize> {
+        if layout.size() == 0 {
+            return None;
+        }
+        let region = self.region();
+        region.class_for(layout.size(), layout.align()).map(|class| region.pool(class).block_size())
+    }
+
+    /// Whether `ptr` points into this allocator's pool (as opposed to a
+    /// fallback block or foreign memory).
+    pub fn owns(&self, ptr: *const u8) -> bool {
+        self.region().class_of(ptr).is_some()
+    }
+
+    /// The configured fallback.
+    pub fn fallback(&self) -> Fallback {
+        self.region().fallback()
+    }
+
+    /// Whether the pool's pages were committed up front.
+    pub fn is_populated(&self) -> bool {
+        self.region().populated()
+    }
+
+    /// A snapshot of the allocator's counters (see [`Stats`]).
+    pub fn stats(&self) -> Stats {
+        crate::stats::collect(self.region())
+    }
+
+    /// Returns the calling thread's cached blocks of this allocator to the
+    /// shared stacks and gives up its cache slot (the next allocation on this
+    /// thread claims one again). Threads do this by themselves when they exit.
+    pub fn flush_thread_cache(&self) {
+        thread_registry::flush_current(self.region());
+    }
+}
+
+impl core::fmt::Debug for SlabAllocator {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let region = self.region();
+        f.debug_struct("SlabAllocator")
+            .field("classes", &region.pools().iter().map(|p| p.block_size()).collect::<Vec<_>>())
+            .field("capacity", &region.capacity())
+            .field("fallback", &region.fallback())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A non-null pointer aligned to `layout.align()`, for zero-size requests.
+fn dangling(layout: Layout) -> NonNull<u8> {
+    // SAFETY: an alignment is a non-zero power of two.
+    unsafe { NonNull::new_unchecked(core::ptr::without_provenance_mut(layout.align())) }
+}

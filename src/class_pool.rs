@@ -1,0 +1,182 @@
+//! One size class's shared state: its geometry (block size, span, capacity),
+//! its [`TaggedStack`] of free blocks, its [`Carver`], and the counters of
+//! its slow paths. Converts between block indices and addresses.
+//!
+//! Accounting of a class, exact whenever no operation is in flight:
+//!
+//! ```text
+//! carved = in use + on the stack + in thread caches
+//! ```
+//!
+//! where *in use* is allocations minus frees summed over every thread's
+//! counters and the uncached path's counters (see `stats.rs`). Tests check it
+//! after every stress run; each term is counted independently.
+
+use core::ops::Range;
+use core::ptr::NonNull;
+
+use crate::carver::Carver;
+use crate::sync::{AtomicU32, AtomicU64, CachePadded, Ordering};
+use crate::tagged_stack::TaggedStack;
+
+/// Counters of the paths that already touch shared lines: the uncached path
+/// (threads without a cache) and fallbacks. Never written on a cache hit.
+#[derive(Default)]
+pub(crate) struct SharedCounters {
+    /// Requests of this class that the fallback served or that failed
+    /// because the class was dry.
+    pub(crate) fallbacks: AtomicU64,
+    /// Allocations served by the uncached path.
+    pub(crate) uncached_allocs: AtomicU64,
+    /// Frees taken by the uncached path.
+    pub(crate) uncached_frees: AtomicU64,
+    /// Bytes requested by uncached allocations.
+    pub(crate) uncached_requested: AtomicU64,
+}
+
+/// Exact division of an offset by the block size, for offsets that are
+/// multiples of it: `size = odd << shift`, and dividing a multiple of `size`
+/// is a shift and a multiplication by the inverse of `odd` modulo 2⁶⁴.
+#[derive(Clone, Copy, Debug)]
+struct ExactDivisor {
+    shift: u32,
+    inverse: u64,
+}
+
+impl ExactDivisor {
+    fn new(size: usize) -> Self {
+        let shift = size.trailing_zeros();
+        let odd = (size >> shift) as u64;
+        // Newton's iteration doubles the correct low bits each step; an odd
+        // number is its own inverse modulo 8 (3 bits), so 5 steps give 96.
+        let mut inverse = odd;
+        for _ in 0..5 {
+            inverse = inverse.wrapping_mul(2u64.wrapping_sub(odd.wrapping_mul(inverse)));
+        }
+        debug_assert_eq!(odd.wrapping_mul(inverse), 1);
+        ExactDivisor { shift, inverse }
+    }
+
+    #[inline(always)]
+    fn divide(self, multiple: usize) -> usize {
+        ((multiple as u64 >> self.shift).wrapping_mul(self.inverse)) as usize
+    }
+}
+
+/// The shared state of one size class.
+pub(crate) struct ClassPool {
+    block_size: usize,
+    /// Blocks this class may carve: its share of the capacity.
+    capacity: u32,
+    /// Address of block 0.
+    span_base: usize,
+    divisor: ExactDivisor,
+    pub(crate) stack: TaggedStack,
+    pub(crate) carver: Carver,
+    pub(crate) counters: CachePadded<SharedCounters>,
+}
+
+impl ClassPool {
+    /// # Safety
+    ///
+    /// `span_base..span_base + block_size * capacity` must be memory this
+    /// pool may hand out for as long as it lives, and `links` must satisfy
+    /// [`TaggedStack::new`]'s contract for `capacity` blocks.
+    pub(crate) unsafe fn new(
+        block_size: usize,
+        capacity: u32,
+        span_base: usize,
+        links: *const AtomicU32,
+    ) -> Self {
+        ClassPool {
+            block_size,
+            capacity,
+            span_base,
+            divisor: ExactDivisor::new(block_size),
+            // SAFETY: forwarded from this function's contract.
+            stack: unsafe { TaggedStack::new(links, capacity) },
+            carver: Carver::new(capacity),
+            counters: CachePadded::new(SharedCounters::default()),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    pub(crate) fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// The address of block `index`.
+    #[inline(always)]
+    pub(crate) fn address_of(&self, index: u32) -> NonNull<u8> {
+        debug_assert!(index < self.capacity);
+        let addr = self.span_base + index as usize * self.block_size;
+        // SAFETY: span_base is a non-null address inside the region, and
+        // adding a block offset inside the span cannot reach 0.
+        unsafe { NonNull::new_unchecked(addr as *mut u8) }
+    }
+
+    /// The index of the block at `addr`, which must be the start of a block
+    /// of this class (a pointer this pool handed out).
+    #[inline(always)]
+    pub(crate) fn index_of(&self, addr: NonNull<u8>) -> u32 {
+        let offset = (addr.as_ptr() as usize).wrapping_sub(self.span_base);
+        let index = self.divisor.divide(offset);
+        debug_assert!(
+            index < self.capacity as usize && index * self.block_size == offset,
+            "{addr:p} is not a block of the {} B class",
+            self.block_size
+        );
+        index as u32
+    }
+
+    /// The block range `indices` as addresses, lowest first.
+    pub(crate) fn addresses(&self, indices: Range<u32>) -> impl DoubleEndedIterator<Item = NonNull<u8>> + '_ {
+        indices.map(|i| self.address_of(i))
+    }
+
+    /// One block from the stack, or else freshly carved; `None` when the
+    /// class is exhausted. The uncached path.
+    pub(crate) fn take_one(&self) -> Option<NonNull<u8>> {
+        let index = self.stack.pop().or_else(|| {
+            let carved = self.carver.carve(1);
+            (!carved.is_empty()).then_some(carved.start)
+        })?;
+        Some(self.address_of(index))
+    }
+
+    /// Returns one block to the stack. The uncached path.
+    ///
+    /// # Safety
+    ///
+    /// `block` was handed out by this pool and is not in use any more.
+    pub(crate) unsafe fn give_back(&self, block: NonNull<u8>) {
+        let index = self.index_of(block);
+        // SAFETY: a block of this pool (< capacity), now the caller's.
+        unsafe { self.stack.push(index) }
+    }
+
+    /// Records a request of this class that the pool could not serve.
+    pub(crate) fn count_fallback(&self) {
+        // Relaxed: a statistic.
+        self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(all(test, not(lockfree_slab_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_division_matches_for_every_class_shape() {
+        for size in [8usize, 24, 40, 48, 56, 80, 96, 112, 160, 1536, 9216, 4104, 1 << 20] {
+            let d = ExactDivisor::new(size);
+            for index in [0usize, 1, 2, 3, 1000, 123_456, (u32::MAX - 1) as usize] {
+                assert_eq!(d.divide(index * size), index, "size {size} index {index}");
+            }
+        }
+    }
+}

@@ -1,0 +1,572 @@
+//! Configuration: [`Builder`], the reference [`Profile`]s, [`Fallback`] and
+//! every way a configuration can be wrong ([`ConfigError`]).
+//!
+//! This module only validates; it touches no memory. [`Builder::build`] hands
+//! a [`ValidConfig`] to the region, which reserves and lays out the memory.
+//!
+//! Precedence: a value set explicitly on the builder wins over the value the
+//! chosen profile suggests, which wins over the crate default, whatever the
+//! order of the calls.
+
+use core::fmt;
+
+use crate::size_class::{GRANULE, MAX_CLASSES, MAX_CLASS_SIZE};
+
+/// Smallest block size: a block must hold at least one machine word.
+pub const MIN_CLASS_SIZE: usize = 8;
+/// Default pool capacity: 1 GiB of address space, committed on first touch.
+pub const DEFAULT_CAPACITY: usize = 1 << 30;
+/// Default per-thread, per-class magazine depth (blocks).
+pub const DEFAULT_CACHE_DEPTH: usize = 64;
+/// Largest accepted magazine depth.
+pub const MAX_CACHE_DEPTH: usize = 4096;
+/// Default number of threads that get a private cache; further threads are
+/// served straight from the shared stacks.
+pub const DEFAULT_CACHED_THREADS: usize = 256;
+/// Largest accepted number of cached threads.
+pub const MAX_CACHED_THREADS: usize = 4096;
+/// Largest accepted capacity (1 TiB): spans are laid out in one reservation.
+pub const MAX_CAPACITY: usize = 1 << 40;
+
+/// What the allocator does with a request it cannot serve from its pool: a
+/// size larger than the largest class, an alignment no class can give, or a
+/// class whose share of the pool is used up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fallback {
+    /// Forward the request to [`std::alloc::System`]; `deallocate` recognises
+    /// such pointers by address and returns them there.
+    System,
+    /// Answer with [`AllocError`](crate::AllocError).
+    Error,
+}
+
+/// The reference configurations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Profile {
+    /// General purpose (the default): 44 classes from 8 B to 32 KiB, stepping
+    /// by 8 B up to 64 B, by 16 B up to 128 B, then four steps per doubling,
+    /// so rounding wastes at most 20 % of a block above 64 B (12.5 % at 64 B).
+    #[default]
+    General,
+    /// One 16-byte class: the most blocks per byte and the shortest path.
+    MaxThroughput,
+    /// One 4096-byte class: page-sized, page-aligned blocks.
+    MinOverhead,
+    /// 64, 256 and 1024 B at 60 / 30 / 10 %.
+    Balanced,
+    /// 32 and 128 B at 80 / 20 %, pages committed up front.
+    LatencyOptimised,
+    /// Packet buffers: 64 B headers, 256 B small frames, 1536 B Ethernet
+    /// frames, 9216 B jumbo frames at 30 / 30 / 30 / 10 %.
+    Network,
+    /// A small, fixed budget: 16–256 B in 1 MiB, committed up front, no
+    /// system fallback, shallow caches.
+    Embedded,
+}
+
+impl Profile {
+    /// All profiles, for tables and tests.
+    pub const ALL: [Profile; 7] = [
+        Profile::General,
+        Profile::MaxThroughput,
+        Profile::MinOverhead,
+        Profile::Balanced,
+        Profile::LatencyOptimised,
+        Profile::Network,
+        Profile::Embedded,
+    ];
+
+    /// The block sizes of this profile, ascending.
+    pub fn size_classes(self) -> Vec<usize> {
+        match self {
+            Profile::General => general_classes(),
+            Profile::MaxThroughput => vec![16],
+            Profile::MinOverhead => vec![4096],
+            Profile::Balanced => vec![64, 256, 1024],
+            Profile::LatencyOptimised => vec![32, 128],
+            Profile::Network => vec![64, 256, 1536, 9216],
+            Profile::Embedded => vec![16, 32, 64, 128, 256],
+        }
+    }
+
+    /// Relative shares of capacity per class (they need not sum to 100).
+    fn weights(self) -> Vec<u32> {
+        match self {
+            Profile::General => vec![1; general_classes().len()],
+            Profile::MaxThroughput | Profile::MinOverhead => vec![100],
+            Profile::Balanced => vec![60, 30, 10],
+            Profile::LatencyOptimised => vec![80, 20],
+            Profile::Network => vec![30, 30, 30, 10],
+            Profile::Embedded => vec![20; 5],
+        }
+    }
+
+    fn capacity(self) -> usize {
+        match self {
+            Profile::Embedded => 1 << 20,
+            _ => DEFAULT_CAPACITY,
+        }
+    }
+
+    fn populate(self) -> bool {
+        matches!(self, Profile::LatencyOptimised | Profile::Embedded)
+    }
+
+    fn cache_depth(self) -> usize {
+        match self {
+            Profile::Embedded => 16,
+            _ => DEFAULT_CACHE_DEPTH,
+        }
+    }
+
+    fn fallback(self) -> Fallback {
+        match self {
+            Profile::Embedded => Fallback::Error,
+            _ => Fallback::System,
+        }
+    }
+}
+
+/// The general-purpose classes: 8..=64 by 8, 80..=128 by 16, then four steps
+/// per power of two up to 32 KiB. 44 classes.
+fn general_classes() -> Vec<usize> {
+    let mut classes: Vec<usize> = (1..=8).map(|i| i * 8).collect();
+    classes.extend([80, 96, 112, 128]);
+    let mut base = 128;
+    while base < 32 * 1024 {
+        let step = base / 4;
+        classes.extend((1..=4).map(|i| base + i * step));
+        base *= 2;
+    }
+    classes
+}
+
+/// Every way a configuration can be rejected. Each message says what to
+/// change; the fields carry the offending values (sizes in bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+#[allow(missing_docs)] // fields: the offending values, named in each message
+pub enum ConfigError {
+    /// `size_classes(&[])`.
+    NoSizeClasses,
+    /// More classes than the allocator supports.
+    TooManyClasses { count: usize, max: usize },
+    /// A class below [`MIN_CLASS_SIZE`].
+    ClassTooSmall { size: usize },
+    /// A class that is not a multiple of 8.
+    ClassNotMultipleOf8 { size: usize },
+    /// A class above the largest supported block size.
+    ClassTooLarge { size: usize, max: usize },
+    /// Classes given out of order or twice.
+    ClassesNotAscending { previous: usize, next: usize },
+    /// `split` has a different length than the class list.
+    SplitLengthMismatch { classes: usize, split: usize },
+    /// `split` percentages do not add up to 100.
+    SplitNotHundred { sum: u32 },
+    /// A class given 0 % of the pool.
+    ZeroShare { class: usize },
+    /// A class's share of the capacity holds less than one block.
+    CapacityTooSmall { class: usize, share: usize },
+    /// Capacity above [`MAX_CAPACITY`].
+    CapacityTooLarge { capacity: usize, max: usize },
+    /// A class would have more blocks than a 32-bit block index can name.
+    TooManyBlocks { class: usize, blocks: usize },
+    /// A magazine depth outside `0` or `2..=MAX_CACHE_DEPTH`.
+    InvalidCacheDepth { depth: usize },
+    /// `max_cached_threads` outside `1..=MAX_CACHED_THREADS`.
+    InvalidCachedThreads { threads: usize },
+    /// The operating system refused the address-space reservation.
+    ReserveFailed { bytes: usize, errno: i32 },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ConfigError::NoSizeClasses => write!(
+                f,
+                "no size classes given: pass at least one block size to `size_classes`, or pick a `Profile`"
+            ),
+            ConfigError::TooManyClasses { count, max } => write!(
+                f,
+                "{count} size classes given, at most {max} are supported: merge neighbouring classes"
+            ),
+            ConfigError::ClassTooSmall { size } => write!(
+                f,
+                "size class {size} B is smaller than the minimum {MIN_CLASS_SIZE} B: raise it to at least {MIN_CLASS_SIZE}"
+            ),
+            ConfigError::ClassNotMultipleOf8 { size } => write!(
+                f,
+                "size class {size} B is not a multiple of {GRANULE}: use {} B instead",
+                size.next_multiple_of(GRANULE)
+            ),
+            ConfigError::ClassTooLarge { size, max } => write!(
+                f,
+                "size class {size} B exceeds the largest supported class ({max} B): leave larger requests to the fallback"
+            ),
+            ConfigError::ClassesNotAscending { previous, next } => write!(
+                f,
+                "size classes must be strictly ascending, but {next} B follows {previous} B: sort them and remove duplicates"
+            ),
+            ConfigError::SplitLengthMismatch { classes, split } => write!(
+                f,
+                "split has {split} entries for {classes} size classes: give exactly one percentage per class"
+            ),
+            ConfigError::SplitNotHundred { sum } => write!(
+                f,
+                "split percentages add up to {sum}, not 100: adjust them so they sum to exactly 100"
+            ),
+            ConfigError::ZeroShare { class } => write!(
+                f,
+                "size class {class} B was given 0 % of the pool: give it at least 1 % or remove the class"
+            ),
+            ConfigError::CapacityTooSmall { class, share } => write!(
+                f,
+                "size class {class} B gets {share} B of the capacity, less than one block: raise `capacity` or that class's split"
+            ),
+            ConfigError::CapacityTooLarge { capacity, max } => write!(
+                f,
+                "capacity {capacity} B exceeds the supported maximum of {max} B: lower `capacity`"
+            ),
+            ConfigError::TooManyBlocks { class, blocks } => write!(
+                f,
+                "size class {class} B would hold {blocks} blocks, more than a 32-bit index can name: lower `capacity` or that class's split"
+            ),
+            ConfigError::InvalidCacheDepth { depth } => write!(
+                f,
+                "cache depth {depth} is invalid: use 0 (no thread caches) or 2..={MAX_CACHE_DEPTH}"
+            ),
+            ConfigError::InvalidCachedThreads { threads } => write!(
+                f,
+                "max_cached_threads {threads} is invalid: use 1..={MAX_CACHED_THREADS} (threads beyond it are served uncached)"
+            ),
+            ConfigError::ReserveFailed { bytes, errno } => write!(
+                f,
+                "the OS refused to reserve {bytes} B of address space (errno {errno}): lower `capacity` or raise the process's address-space limit (ulimit -v)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A checked configuration, ready to be laid out in memory; returned by
+/// [`Builder::validate`] so a configuration can be checked without reserving
+/// memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidConfig {
+    /// Block sizes, strictly ascending multiples of 8.
+    pub(crate) classes: Vec<usize>,
+    /// Blocks each class may carve (its share of the capacity).
+    pub(crate) blocks: Vec<u32>,
+    pub(crate) capacity: usize,
+    pub(crate) populate: bool,
+    pub(crate) cache_depth: usize,
+    pub(crate) cached_threads: usize,
+    pub(crate) fallback: Fallback,
+}
+
+/// Builds a [`SlabAllocator`](crate::SlabAllocator); see the crate docs for
+/// an example. Every setting is optional.
+#[derive(Clone, Debug, Default)]
+pub struct Builder {
+    profile: Profile,
+    classes: Option<Vec<usize>>,
+    split: Option<Vec<u8>>,
+    capacity: Option<usize>,
+    populate: Option<bool>,
+    cache_depth: Option<usize>,
+    cached_threads: Option<usize>,
+    fallback: Option<Fallback>,
+}
+
+impl Builder {
+    /// A builder with the [`Profile::General`] defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts from a reference configuration: its classes and split, and its
+    /// suggested capacity, populate, cache depth and fallback (each of which an
+    /// explicit call overrides).
+    pub fn profile(mut self, profile: Profile) -> Self {
+        self.profile = profile;
+        self
+    }
+
+    /// Explicit block sizes (bytes), strictly ascending multiples of 8.
+    /// Without [`split`](Self::split) the capacity is divided evenly.
+    pub fn size_classes(mut self, classes: &[usize]) -> Self {
+        self.classes = Some(classes.to_vec());
+        self
+    }
+
+    /// Percent of the capacity per class, one entry per class, summing to 100.
+    pub fn split(mut self, percent: &[u8]) -> Self {
+        self.split = Some(percent.to_vec());
+        self
+    }
+
+    /// Total bytes of blocks the pool may hold, across all classes.
+    pub fn capacity(mut self, bytes: usize) -> Self {
+        self.capacity = Some(bytes);
+        self
+    }
+
+    /// Commit every page of the pool in `build()`: afterwards no page fault and
+    /// no system call happens for work within capacity.
+    pub fn populate(mut self, populate: bool) -> Self {
+        self.populate = Some(populate);
+        self
+    }
+
+    /// Blocks each thread may keep per class (0 disables thread caches). Half
+    /// a magazine moves to or from the shared stack at a time.
+    pub fn cache_depth(mut self, depth: usize) -> Self {
+        self.cache_depth = Some(depth);
+        self
+    }
+
+    /// How many threads at once get a private cache; further threads are still
+    /// served, straight from the shared stacks.
+    pub fn max_cached_threads(mut self, threads: usize) -> Self {
+        self.cached_threads = Some(threads);
+        self
+    }
+
+    /// What to do when a request can't be served from the pool.
+    pub fn fallback(mut self, fallback: Fallback) -> Self {
+        self.fallback = Some(fallback);
+        self
+    }
+
+    /// Checks the configuration without reserving memory.
+    pub fn validate(&self) -> Result<ValidConfig, ConfigError> {
+        let classes = self.classes.clone().unwrap_or_else(|| self.profile.size_classes());
+        validate_classes(&classes)?;
+        let weights = match (&self.split, &self.classes) {
+            (Some(split), _) => validate_split(split, classes.len(), &classes)?,
+            (None, Some(_)) => vec![1; classes.len()],
+            (None, None) => self.profile.weights(),
+        };
+        let capacity = self.capacity.unwrap_or_else(|| self.profile.capacity());
+        if capacity > MAX_CAPACITY {
+            return Err(ConfigError::CapacityTooLarge { capacity, max: MAX_CAPACITY });
+        }
+        let blocks = shares(&classes, &weights, capacity)?;
+        let cache_depth = self.cache_depth.unwrap_or_else(|| self.profile.cache_depth());
+        if cache_depth == 1 || cache_depth > MAX_CACHE_DEPTH {
+            return Err(ConfigError::InvalidCacheDepth { depth: cache_depth });
+        }
+        let cached_threads = self.cached_threads.unwrap_or(DEFAULT_CACHED_THREADS);
+        if cached_threads == 0 || cached_threads > MAX_CACHED_THREADS {
+            return Err(ConfigError::InvalidCachedThreads { threads: cached_threads });
+        }
+        Ok(ValidConfig {
+            classes,
+            blocks,
+            capacity,
+            populate: self.populate.unwrap_or_else(|| self.profile.populate()),
+            cache_depth,
+            cached_threads,
+            fallback: self.fallback.unwrap_or_else(|| self.profile.fallback()),
+        })
+    }
+
+    /// Validates the configuration and reserves the pool.
+    pub fn build(self) -> Result<crate::SlabAllocator, ConfigError> {
+        let config = self.validate()?;
+        crate::SlabAllocator::from_config(&config)
+    }
+}
+
+fn validate_classes(classes: &[usize]) -> Result<(), ConfigError> {
+    if classes.is_empty() {
+        return Err(ConfigError::NoSizeClasses);
+    }
+    if classes.len() > MAX_CLASSES {
+        return Err(ConfigError::TooManyClasses { count: classes.len(), max: MAX_CLASSES });
+    }
+    for (i, &size) in classes.iter().enumerate() {
+        if size < MIN_CLASS_SIZE {
+            return Err(ConfigError::ClassTooSmall { size });
+        }
+        if size % GRANULE != 0 {
+            return Err(ConfigError::ClassNotMultipleOf8 { size });
+        }
+        if size > MAX_CLASS_SIZE {
+            return Err(ConfigError::ClassTooLarge { size, max: MAX_CLASS_SIZE });
+        }
+        if i > 0 && classes[i - 1] >= size {
+            return Err(ConfigError::ClassesNotAscending { previous: classes[i - 1], next: size });
+        }
+    }
+    Ok(())
+}
+
+fn validate_split(split: &[u8], count: usize, classes: &[usize]) -> Result<Vec<u32>, ConfigError> {
+    if split.len() != count {
+        return Err(ConfigError::SplitLengthMismatch { classes: count, split: split.len() });
+    }
+    let sum: u32 = split.iter().map(|&p| u32::from(p)).sum();
+    if sum != 100 {
+        return Err(ConfigError::SplitNotHundred { sum });
+    }
+    if let Some(i) = split.iter().position(|&p| p == 0) {
+        return Err(ConfigError::ZeroShare { class: classes[i] });
+    }
+    Ok(split.iter().map(|&p| u32::from(p)).collect())
+}
+
+/// Blocks per class: `capacity * weight / total`, rounded down to whole blocks.
+fn shares(classes: &[usize], weights: &[u32], capacity: usize) -> Result<Vec<u32>, ConfigError> {
+    let total: u128 = weights.iter().map(|&w| u128::from(w)).sum();
+    classes
+        .iter()
+        .zip(weights)
+        .map(|(&class, &weight)| {
+            let share = (capacity as u128 * u128::from(weight) / total) as usize;
+            let blocks = share / class;
+            if blocks == 0 {
+                return Err(ConfigError::CapacityTooSmall { class, share });
+            }
+            // u32::MAX is the stack's "no block" index.
+            u32::try_from(blocks)
+                .ok()
+                .filter(|&b| b < u32::MAX)
+                .ok_or(ConfigError::TooManyBlocks { class, blocks })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(b: Builder) -> ConfigError {
+        b.validate().expect_err("configuration should be rejected")
+    }
+
+    #[test]
+    fn every_profile_validates() {
+        for p in Profile::ALL {
+            let c = Builder::new().profile(p).validate().unwrap();
+            assert_eq!(c.classes, p.size_classes());
+            assert!(c.blocks.iter().all(|&b| b > 0));
+        }
+    }
+
+    #[test]
+    fn general_classes_waste_at_most_25_percent() {
+        let classes = general_classes();
+        assert_eq!(classes.len(), 44);
+        assert_eq!(*classes.last().unwrap(), 32 * 1024);
+        // Any request above the smallest class rounds up to the next class;
+        // the worst case is one byte past the previous class.
+        for w in classes.windows(2) {
+            let (prev, next) = (w[0], w[1]);
+            let waste = (next - (prev + 1)) as f64 / next as f64;
+            assert!(waste <= 0.25, "{prev}->{next} wastes {waste}");
+            if prev >= 64 {
+                assert!(waste <= 0.20, "{prev}->{next} wastes {waste}");
+            }
+        }
+    }
+
+    #[test]
+    fn split_is_applied_in_percent() {
+        let c = Builder::new()
+            .size_classes(&[64, 256])
+            .split(&[75, 25])
+            .capacity(1 << 20)
+            .validate()
+            .unwrap();
+        assert_eq!(c.blocks, vec![(3 << 18) / 64, (1 << 18) / 256]);
+    }
+
+    #[test]
+    fn explicit_settings_override_profile_whatever_the_order() {
+        let c = Builder::new().capacity(4 << 20).populate(false).profile(Profile::Embedded).validate().unwrap();
+        assert_eq!(c.capacity, 4 << 20);
+        assert!(!c.populate);
+        assert_eq!(c.fallback, Fallback::Error); // from the profile
+    }
+
+    #[test]
+    fn each_error_variant_is_reached_and_says_what_to_change() {
+        let cases: Vec<(Builder, ConfigError, &str)> = vec![
+            (Builder::new().size_classes(&[]), ConfigError::NoSizeClasses, "at least one"),
+            (
+                Builder::new().size_classes(&(1..=65).map(|i| i * 8).collect::<Vec<_>>()),
+                ConfigError::TooManyClasses { count: 65, max: 64 },
+                "merge",
+            ),
+            (Builder::new().size_classes(&[0]), ConfigError::ClassTooSmall { size: 0 }, "at least 8"),
+            (Builder::new().size_classes(&[20]), ConfigError::ClassNotMultipleOf8 { size: 20 }, "use 24 B"),
+            (
+                Builder::new().size_classes(&[2 << 20]),
+                ConfigError::ClassTooLarge { size: 2 << 20, max: MAX_CLASS_SIZE },
+                "fallback",
+            ),
+            (
+                Builder::new().size_classes(&[64, 32]),
+                ConfigError::ClassesNotAscending { previous: 64, next: 32 },
+                "sort",
+            ),
+            (
+                Builder::new().size_classes(&[64, 64]),
+                ConfigError::ClassesNotAscending { previous: 64, next: 64 },
+                "duplicates",
+            ),
+            (
+                Builder::new().size_classes(&[64, 128]).split(&[100]),
+                ConfigError::SplitLengthMismatch { classes: 2, split: 1 },
+                "one percentage per class",
+            ),
+            (
+                Builder::new().size_classes(&[64, 128]).split(&[60, 30]),
+                ConfigError::SplitNotHundred { sum: 90 },
+                "exactly 100",
+            ),
+            (
+                Builder::new().size_classes(&[64, 128]).split(&[100, 0]),
+                ConfigError::ZeroShare { class: 128 },
+                "at least 1 %",
+            ),
+            (
+                Builder::new().size_classes(&[64, 4096]).split(&[99, 1]).capacity(100_000),
+                ConfigError::CapacityTooSmall { class: 4096, share: 1000 },
+                "raise `capacity`",
+            ),
+            (
+                Builder::new().capacity(MAX_CAPACITY + 1),
+                ConfigError::CapacityTooLarge { capacity: MAX_CAPACITY + 1, max: MAX_CAPACITY },
+                "lower `capacity`",
+            ),
+            (
+                Builder::new().size_classes(&[8]).capacity(64 << 30),
+                ConfigError::TooManyBlocks { class: 8, blocks: 8 << 30 },
+                "32-bit",
+            ),
+            (Builder::new().cache_depth(1), ConfigError::InvalidCacheDepth { depth: 1 }, "0 (no thread caches)"),
+            (
+                Builder::new().cache_depth(MAX_CACHE_DEPTH + 1),
+                ConfigError::InvalidCacheDepth { depth: MAX_CACHE_DEPTH + 1 },
+                "2..=4096",
+            ),
+            (
+                Builder::new().max_cached_threads(0),
+                ConfigError::InvalidCachedThreads { threads: 0 },
+                "served uncached",
+            ),
+        ];
+        for (builder, expected, hint) in cases {
+            let got = err(builder);
+            assert_eq!(got, expected);
+            let msg = got.to_string();
+            assert!(msg.contains(hint), "message {msg:?} lacks hint {hint:?}");
+        }
+        // The OS error variant is reached by `build`; see the allocator tests.
+        let msg = ConfigError::ReserveFailed { bytes: 1, errno: 12 }.to_string();
+        assert!(msg.contains("lower `capacity`"));
+    }
+}

@@ -1,0 +1,131 @@
+//! The one door to the operating system: reserve, pre-commit and release
+//! address space. No other module calls `mmap`, `madvise` or `munmap`.
+//!
+//! Under Miri and loom, which cannot run `mmap`, a stand-in takes a zeroed,
+//! page-aligned allocation from the system allocator with the same contract
+//! (zero-filled, page-aligned); populate is then a no-op. What that leaves
+//! unchecked there is the real system calls themselves, which the native test
+//! suite covers.
+//!
+//! Nothing here allocates through the Rust global allocator, so the crate can
+//! itself be the `#[global_allocator]` without recursing.
+
+/// The page size this crate assumes for alignment and populate (x86_64 and
+/// aarch64 Linux base pages).
+pub(crate) const PAGE: usize = 4096;
+
+/// The OS said no; `errno` says why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OsError {
+    pub(crate) errno: i32,
+}
+
+#[cfg(not(any(miri, lockfree_slab_loom)))]
+mod imp {
+    use super::OsError;
+    use core::ptr::NonNull;
+
+    fn errno() -> i32 {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    }
+
+    /// Reserves `len` bytes of zero-filled, read-write, private memory. Pages
+    /// are committed on first touch; `MAP_NORESERVE` keeps a large, mostly
+    /// unused reservation from counting against overcommit limits.
+    pub(crate) fn reserve(len: usize) -> Result<NonNull<u8>, OsError> {
+        // SAFETY: an anonymous private mapping at an address of the kernel's
+        // choosing aliases nothing; we check for MAP_FAILED below.
+        let ptr = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(OsError { errno: errno() });
+        }
+        NonNull::new(ptr.cast()).ok_or(OsError { errno: 0 })
+    }
+
+    /// Commits the pages of `ptr..ptr + len` now, so later first touches
+    /// neither fault nor enter the kernel.
+    ///
+    /// # Safety
+    ///
+    /// The range must lie inside one reservation from [`reserve`] whose
+    /// contents nobody else is using yet (pages may be written with zeros).
+    pub(crate) unsafe fn populate(ptr: *mut u8, len: usize) {
+        if len == 0 {
+            return;
+        }
+        // MADV_POPULATE_WRITE (Linux 5.14) faults the range in, writable, in
+        // one call. The libc crate may not name it on every target, so spell
+        // the constant (23 on every Linux architecture).
+        const MADV_POPULATE_WRITE: libc::c_int = 23;
+        let start = ptr as usize & !(super::PAGE - 1);
+        let end = (ptr as usize + len).next_multiple_of(super::PAGE);
+        // SAFETY: the range is inside our own mapping (caller's contract);
+        // madvise only changes residency, never contents of a fresh mapping.
+        let rc = unsafe { libc::madvise(start as *mut libc::c_void, end - start, MADV_POPULATE_WRITE) };
+        if rc != 0 {
+            // Older kernel: touch one byte per page. The memory is still
+            // zero and unshared, so writing a zero changes nothing visible.
+            let mut page = start;
+            while page < end {
+                // SAFETY: `page` is inside the caller's range, rounded to
+                // whole pages of the same mapping; volatile keeps the write.
+                unsafe { core::ptr::write_volatile(page as *mut u8, 0) };
+                page += super::PAGE;
+            }
+        }
+    }
+
+    /// Returns a whole reservation to the OS with one `munmap`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` and `len` must be exactly a reservation from [`reserve`], and no
+    /// reference into it may be used afterwards.
+    pub(crate) unsafe fn release(ptr: NonNull<u8>, len: usize) {
+        // SAFETY: the caller hands us an entire mapping nobody uses any more.
+        let rc = unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
+        // munmap of a mapping we own can only fail on a bug of ours; the
+        // mapping then leaks, which is safe.
+        debug_assert_eq!(rc, 0, "munmap failed: errno {}", errno());
+    }
+}
+
+#[cfg(any(miri, lockfree_slab_loom))]
+mod imp {
+    use super::{OsError, PAGE};
+    use core::ptr::NonNull;
+    use std::alloc::{alloc_zeroed, dealloc, Layout};
+
+    pub(crate) fn reserve(len: usize) -> Result<NonNull<u8>, OsError> {
+        let layout = Layout::from_size_align(len, PAGE).map_err(|_| OsError { errno: libc::ENOMEM })?;
+        // SAFETY: `len > 0` is guaranteed by the region layout (it always
+        // holds the control block).
+        NonNull::new(unsafe { alloc_zeroed(layout) }).ok_or(OsError { errno: libc::ENOMEM })
+    }
+
+    /// # Safety
+    ///
+    /// As for the native version; here a no-op.
+    pub(crate) unsafe fn populate(_ptr: *mut u8, _len: usize) {}
+
+    /// # Safety
+    ///
+    /// `ptr` and `len` must be exactly a reservation from [`reserve`], and no
+    /// reference into it may be used afterwards.
+    pub(crate) unsafe fn release(ptr: NonNull<u8>, len: usize) {
+        // SAFETY: the caller hands back exactly what `reserve` allocated, with
+        // the same length and alignment.
+        unsafe { dealloc(ptr.as_ptr(), Layout::from_size_align_unchecked(len, PAGE)) }
+    }
+}
+
+pub(crate) use imp::{populate, release, reserve};

@@ -1,0 +1,290 @@
+//! The region: one `mmap` reservation holding everything an allocator owns,
+//! laid out as
+//!
+//! ```text
+//! ┌──────────────────────── metadata ────────────────────────┐┌──── spans ────┐
+//! │ Region │ ClassPool × n │ size tables │ links × n │ slots ││ class 0 │ … │
+//! └──────────────────────────────────────────────────────────┘└───────────────┘
+//! ```
+//!
+//! - `Region` (this control block) and the `ClassPool`s: constants, stack
+//!   heads, carver frontiers, counters;
+//! - the two size-class lookup tables (`size_class.rs`);
+//! - per class, one `AtomicU32` link per block (the stack's external links);
+//! - the thread-cache slots (`thread_cache.rs`);
+//! - the spans: every class owns one equal, power-of-two-sized span starting
+//!   at a page boundary, so a pointer's class is `(addr - spans_base) >>
+//!   span_shift` and a pointer past the last span is not ours. A class carves
+//!   only its share of the capacity from the start of its span; the rest of
+//!   the span is address space that is never touched.
+//!
+//! Keeping the metadata in the reservation means building an allocator
+//! allocates nothing through any Rust allocator, and dropping it is one
+//! `munmap`. Pages are committed on first touch (links and magazines too)
+//! unless the configuration asks to `populate`, in which case the metadata and
+//! every class's share are committed in `create`.
+
+use core::ptr::NonNull;
+
+use crate::class_pool::ClassPool;
+use crate::config::{ConfigError, Fallback, ValidConfig};
+use crate::os::{self, PAGE};
+use crate::size_class::{build_tables, ClassLookup};
+use crate::sync::{AtomicU32, AtomicU64, CachePadded, Ordering};
+use crate::thread_cache::{CacheArea, CacheGeometry};
+
+/// Counters for requests that no class serves (too large, over-aligned).
+#[derive(Default)]
+pub(crate) struct OversizeCounters {
+    /// Requests served by the system fallback.
+    pub(crate) served: AtomicU64,
+    /// Requests answered with `AllocError`.
+    pub(crate) refused: AtomicU64,
+}
+
+/// Byte offsets of the parts of a region, computed before reserving it.
+#[derive(Debug)]
+struct Layout {
+    pools: usize,
+    by_granule: usize,
+    by_align: usize,
+    links: Vec<usize>,
+    slots: usize,
+    meta_len: usize,
+    span_shift: u32,
+    total: usize,
+}
+
+impl Layout {
+    fn new(config: &ValidConfig, by_granule_len: usize, by_align_len: usize, cache: &CacheGeometry) -> Self {
+        let n = config.classes.len();
+        let pools = core::mem::size_of::<Region>().next_multiple_of(128);
+        let by_granule = pools + n * core::mem::size_of::<ClassPool>();
+        let by_align = by_granule + by_granule_len;
+        let mut cursor = by_align + by_align_len;
+        let links = config
+            .blocks
+            .iter()
+            .map(|&blocks| {
+                let at = cursor.next_multiple_of(64);
+                cursor = at + blocks as usize * core::mem::size_of::<AtomicU32>();
+                at
+            })
+            .collect();
+        let slots = cursor.next_multiple_of(PAGE);
+        let meta_len = (slots + cache.area_len()).next_multiple_of(PAGE);
+        let largest_share = config.classes.iter().zip(&config.blocks).map(|(&s, &b)| s * b as usize).max().unwrap_or(0);
+        let span = largest_share.next_power_of_two().max(PAGE);
+        Layout {
+            pools,
+            by_granule,
+            by_align,
+            links,
+            slots,
+            meta_len,
+            span_shift: span.trailing_zeros(),
+            total: meta_len + n * span,
+        }
+    }
+}
+
+/// The control block at the start of a region. Everything but the atomics
+/// inside `ClassPool`s, the slot map and the counters is written once in
+/// [`Region::create`] and read-only afterwards.
+pub(crate) struct Region {
+    id: u64,
+    reservation: NonNull<u8>,
+    reservation_len: usize,
+    spans_base: usize,
+    span_shift: u32,
+    classes: usize,
+    pools: *const ClassPool,
+    by_granule: *const u8,
+    by_granule_len: usize,
+    by_align: *const u8,
+    by_align_len: usize,
+    fallback: Fallback,
+    capacity: usize,
+    populated: bool,
+    pub(crate) caches: CacheArea,
+    pub(crate) oversize: CachePadded<OversizeCounters>,
+}
+
+impl Region {
+    /// Reserves and lays out a region for `config`.
+    pub(crate) fn create(config: &ValidConfig) -> Result<NonNull<Region>, ConfigError> {
+        let n = config.classes.len();
+        let (by_granule, by_align) = build_tables(&config.classes);
+        let cache = CacheGeometry::new(n, config.cache_depth, config.cached_threads);
+        let layout = Layout::new(config, by_granule.len(), by_align.len(), &cache);
+        let base = os::reserve(layout.total)
+            .map_err(|e| ConfigError::ReserveFailed { bytes: layout.total, errno: e.errno })?;
+        let at = |offset: usize| base.as_ptr().wrapping_add(offset);
+        let spans_base = base.as_ptr() as usize + layout.meta_len;
+        // SAFETY: every write below lands inside the fresh, zero-filled,
+        // exclusively owned reservation of `layout.total` bytes: `Layout`
+        // places each part after the previous one, with the alignment its
+        // type needs (pools at 128, links at 64, slots at a page), and the
+        // spans after the metadata. Nothing else can see the region yet.
+        unsafe {
+            core::ptr::copy_nonoverlapping(by_granule.as_ptr(), at(layout.by_granule), by_granule.len());
+            core::ptr::copy_nonoverlapping(by_align.as_ptr(), at(layout.by_align), by_align.len());
+            let pools = at(layout.pools).cast::<ClassPool>();
+            for (class, (&size, &blocks)) in config.classes.iter().zip(&config.blocks).enumerate() {
+                let links = at(layout.links[class]).cast::<AtomicU32>();
+                crate::sync::init_zeroed_atomics(links, blocks as usize);
+                let span_base = spans_base + (class << layout.span_shift);
+                pools.add(class).write(ClassPool::new(size, blocks, span_base, links));
+            }
+            let caches = CacheArea::new(cache, at(layout.slots), n);
+            let region = base.cast::<Region>();
+            region.as_ptr().write(Region {
+                id: crate::sync::next_region_id(),
+                reservation: base,
+                reservation_len: layout.total,
+                spans_base,
+                span_shift: layout.span_shift,
+                classes: n,
+                pools,
+                by_granule: at(layout.by_granule),
+                by_granule_len: by_granule.len(),
+                by_align: at(layout.by_align),
+                by_align_len: by_align.len(),
+                fallback: config.fallback,
+                capacity: config.capacity,
+                populated: config.populate,
+                caches,
+                oversize: CachePadded::new(OversizeCounters::default()),
+            });
+            if config.populate {
+                os::populate(base.as_ptr(), layout.meta_len);
+                for (class, (&size, &blocks)) in config.classes.iter().zip(&config.blocks).enumerate() {
+                    os::populate((spans_base + (class << layout.span_shift)) as *mut u8, size * blocks as usize);
+                }
+            }
+            Ok(region)
+        }
+    }
+
+    /// Drops the control block and returns the whole reservation to the OS.
+    ///
+    /// # Safety
+    ///
+    /// `region` came from [`create`](Self::create), is destroyed once, and
+    /// nothing inside it (blocks, caches, metadata) is used afterwards.
+    pub(crate) unsafe fn destroy(region: NonNull<Region>) {
+        // SAFETY: the caller's contract: the region is valid and unused.
+        unsafe {
+            let (reservation, len) = {
+                let r = region.as_ref();
+                (r.reservation, r.reservation_len)
+            };
+            let r = region.as_ref();
+            core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(r.pools.cast_mut(), r.classes));
+            core::ptr::drop_in_place(region.as_ptr());
+            os::release(reservation, len);
+        }
+    }
+
+    /// A process-unique id (never 0), so thread-local entries of a dropped
+    /// allocator can never match a new one at the same address.
+    #[inline(always)]
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn fallback(&self) -> Fallback {
+        self.fallback
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub(crate) fn populated(&self) -> bool {
+        self.populated
+    }
+
+    /// Bytes of address space reserved (metadata and spans).
+    pub(crate) fn reserved_bytes(&self) -> usize {
+        self.reservation_len
+    }
+
+    /// The class for a request, in one table load (see `size_class.rs`).
+    #[inline(always)]
+    pub(crate) fn class_for(&self, size: usize, align: usize) -> Option<usize> {
+        // SAFETY: both tables were copied into the region in `create` with
+        // these lengths and are never written again.
+        let lookup = unsafe {
+            ClassLookup {
+                by_granule: core::slice::from_raw_parts(self.by_granule, self.by_granule_len),
+                by_align: core::slice::from_raw_parts(self.by_align, self.by_align_len),
+            }
+        };
+        lookup.class_for(size, align)
+    }
+
+    /// The class whose span holds `ptr`, or `None` if `ptr` is not in the
+    /// region's spans (it came from the fallback).
+    #[inline(always)]
+    pub(crate) fn class_of(&self, ptr: *const u8) -> Option<usize> {
+        let class = (ptr as usize).wrapping_sub(self.spans_base) >> self.span_shift;
+        (class < self.classes).then_some(class)
+    }
+
+    /// The shared state of `class`.
+    #[inline(always)]
+    pub(crate) fn pool(&self, class: usize) -> &ClassPool {
+        &self.pools()[class]
+    }
+
+    /// All classes' shared state.
+    pub(crate) fn pools(&self) -> &[ClassPool] {
+        // SAFETY: `create` wrote `classes` pools at `pools`; they live as
+        // long as the region.
+        unsafe { core::slice::from_raw_parts(self.pools, self.classes) }
+    }
+}
+
+// SAFETY: the raw pointers point into the region itself, whose shared state
+// is atomics or written once before the region is shared.
+unsafe impl Send for Region {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Region {}
+
+/// Owns a region: dropping the last strong reference unmaps it. Thread
+/// caches hold weak references, so a thread that exits after its allocator
+/// was dropped finds the region gone instead of touching freed memory.
+pub(crate) struct RegionOwner {
+    region: NonNull<Region>,
+}
+
+impl RegionOwner {
+    pub(crate) fn new(region: NonNull<Region>) -> Self {
+        RegionOwner { region }
+    }
+
+    pub(crate) fn region(&self) -> &Region {
+        // SAFETY: the region lives until this owner drops.
+        unsafe { self.region.as_ref() }
+    }
+}
+
+impl Drop for RegionOwner {
+    fn drop(&mut self) {
+        // SAFETY: the last owner: no allocator and no cache flush can reach
+        // the region any more (flushes upgrade a weak reference first).
+        unsafe { Region::destroy(self.region) }
+    }
+}
+
+// SAFETY: the region is Send + Sync, and the owner only destroys it once.
+unsafe impl Send for RegionOwner {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for RegionOwner {}
+
+/// Relaxed reads of the region-wide counters, for statistics.
+pub(crate) fn load(counter: &AtomicU64) -> u64 {
+    // Relaxed: a statistic.
+    counter.load(Ordering::Relaxed)
+}

@@ -1,0 +1,237 @@
+//! Statistics: a snapshot summed from every thread's owner-only magazine
+//! counters and the classes' shared counters when [`stats`] is called — the
+//! hot path never writes a shared counter — and its `Display` table.
+//!
+//! Each term of the accounting equation is counted on its own: *carved* by
+//! the carver, *on the stack* by the stack, *in caches* by the magazines,
+//! *in use* as allocations minus frees. So [`ClassStats::is_consistent`]
+//! can fail, and the tests rely on that. While other threads work, the
+//! snapshot is a mix of slightly different moments; when nothing is in
+//! flight it is exact.
+//!
+//! [`stats`]: crate::SlabAllocator::stats
+
+use core::fmt;
+
+use crate::region::{load, Region};
+
+/// One size class.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClassStats {
+    /// Bytes per block.
+    pub block_size: usize,
+    /// Blocks this class may carve (its share of the capacity).
+    pub capacity: u64,
+    /// Blocks carved so far (handed out at least once).
+    pub carved: u64,
+    /// Blocks allocated and not yet freed.
+    pub in_use: u64,
+    /// Free blocks on the shared stack.
+    pub free_in_stack: u64,
+    /// Free blocks held in thread caches.
+    pub in_caches: u64,
+    /// Allocations served from a thread cache without refilling.
+    pub cache_hits: u64,
+    /// Allocations that found the thread cache empty.
+    pub cache_misses: u64,
+    /// Batches moved from the stack (or carver) into a thread cache.
+    pub refills: u64,
+    /// Batches moved from a thread cache to the stack.
+    pub flushes: u64,
+    /// Allocations served by threads without a cache (straight from the stack).
+    pub uncached_allocations: u64,
+    /// Requests of this class sent to the fallback (or refused) because the
+    /// class was dry.
+    pub fallbacks: u64,
+    /// Allocations served from this class, in total.
+    pub allocations: u64,
+    /// Frees into this class, in total.
+    pub frees: u64,
+    /// Bytes asked for by those allocations.
+    pub requested_bytes: u64,
+    /// Bytes handed out for them (`allocations * block_size`).
+    pub handed_out_bytes: u64,
+}
+
+impl ClassStats {
+    /// `carved == in_use + free_in_stack + in_caches`: exact whenever no
+    /// operation is in flight.
+    pub fn is_consistent(&self) -> bool {
+        self.carved == self.in_use + self.free_in_stack + self.in_caches
+    }
+
+    /// Share of handed-out bytes lost to rounding up to the block size.
+    pub fn internal_fragmentation(&self) -> f64 {
+        if self.handed_out_bytes == 0 {
+            0.0
+        } else {
+            1.0 - self.requested_bytes as f64 / self.handed_out_bytes as f64
+        }
+    }
+
+    fn add(&mut self, other: &ClassStats) {
+        self.capacity += other.capacity;
+        self.carved += other.carved;
+        self.in_use += other.in_use;
+        self.free_in_stack += other.free_in_stack;
+        self.in_caches += other.in_caches;
+        self.cache_hits += other.cache_hits;
+        self.cache_misses += other.cache_misses;
+        self.refills += other.refills;
+        self.flushes += other.flushes;
+        self.uncached_allocations += other.uncached_allocations;
+        self.fallbacks += other.fallbacks;
+        self.allocations += other.allocations;
+        self.frees += other.frees;
+        self.requested_bytes += other.requested_bytes;
+        self.handed_out_bytes += other.handed_out_bytes;
+    }
+}
+
+/// A snapshot of the whole allocator.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// One entry per size class, ascending.
+    pub classes: Vec<ClassStats>,
+    /// Sums over all classes (`block_size` is 0).
+    pub totals: ClassStats,
+    /// Requests no class could serve (too large or over-aligned) that the
+    /// system fallback served.
+    pub oversize_fallbacks: u64,
+    /// Requests no class could serve that were answered with `AllocError`.
+    pub oversize_refused: u64,
+    /// Threads holding a cache slot right now.
+    pub cached_threads: u32,
+    /// Configured capacity in bytes.
+    pub capacity_bytes: usize,
+    /// Address space reserved (metadata and spans), in bytes.
+    pub reserved_bytes: usize,
+}
+
+impl Stats {
+    /// Every class's accounting adds up (see [`ClassStats::is_consistent`]).
+    pub fn is_consistent(&self) -> bool {
+        self.classes.iter().all(ClassStats::is_consistent)
+    }
+
+    /// Bytes currently handed out from the pool (`in_use * block_size`).
+    pub fn bytes_in_use(&self) -> u64 {
+        self.classes.iter().map(|c| c.in_use * c.block_size as u64).sum()
+    }
+}
+
+/// Sums a region's counters.
+pub(crate) fn collect(region: &Region) -> Stats {
+    let caches = &region.caches;
+    let slots = if caches.is_enabled() { caches.map.high_water() } else { 0 };
+    let classes: Vec<ClassStats> = region
+        .pools()
+        .iter()
+        .enumerate()
+        .map(|(class, pool)| {
+            let mut s = ClassStats {
+                block_size: pool.block_size(),
+                capacity: u64::from(pool.capacity()),
+                carved: u64::from(pool.carver.carved()),
+                free_in_stack: pool.stack.len(),
+                fallbacks: load(&pool.counters.fallbacks),
+                uncached_allocations: load(&pool.counters.uncached_allocs),
+                requested_bytes: load(&pool.counters.uncached_requested),
+                ..ClassStats::default()
+            };
+            let mut frees = load(&pool.counters.uncached_frees);
+            let mut allocations = s.uncached_allocations;
+            for slot in 0..slots {
+                let m = caches.header(slot, class);
+                // Relaxed: statistics; see the module docs.
+                s.in_caches += u64::from(m.len.load(crate::sync::Ordering::Relaxed));
+                s.cache_hits += load(&m.hits);
+                s.cache_misses += load(&m.misses);
+                s.refills += load(&m.refills);
+                s.flushes += load(&m.flushes);
+                s.requested_bytes += load(&m.requested);
+                allocations += load(&m.hits) + load(&m.slow_allocs);
+                frees += load(&m.frees);
+            }
+            s.allocations = allocations;
+            s.frees = frees;
+            s.in_use = allocations.saturating_sub(frees);
+            s.handed_out_bytes = allocations * pool.block_size() as u64;
+            s
+        })
+        .collect();
+    let mut totals = ClassStats::default();
+    for c in &classes {
+        totals.add(c);
+    }
+    Stats {
+        classes,
+        totals,
+        oversize_fallbacks: load(&region.oversize.served),
+        oversize_refused: load(&region.oversize.refused),
+        cached_threads: if caches.is_enabled() { caches.map.claimed() } else { 0 },
+        capacity_bytes: region.capacity(),
+        reserved_bytes: region.reserved_bytes(),
+    }
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:>8} {:>10} {:>10} {:>10} {:>9} {:>8} {:>12} {:>9} {:>8} {:>8} {:>9} {:>6}",
+            "class", "capacity", "carved", "in use", "stack", "caches", "hits", "misses", "refills", "flushes",
+            "fallback", "frag"
+        )?;
+        let row = |f: &mut fmt::Formatter<'_>, label: String, c: &ClassStats| {
+            writeln!(
+                f,
+                "{:>8} {:>10} {:>10} {:>10} {:>9} {:>8} {:>12} {:>9} {:>8} {:>8} {:>9} {:>5.1}%",
+                label,
+                c.capacity,
+                c.carved,
+                c.in_use,
+                c.free_in_stack,
+                c.in_caches,
+                c.cache_hits,
+                c.cache_misses,
+                c.refills,
+                c.flushes,
+                c.fallbacks,
+                100.0 * c.internal_fragmentation()
+            )
+        };
+        for c in self.classes.iter().filter(|c| c.carved > 0 || c.fallbacks > 0) {
+            row(f, format!("{} B", c.block_size), c)?;
+        }
+        row(f, "total".to_string(), &self.totals)?;
+        writeln!(
+            f,
+            "in use {} of {} capacity ({} reserved); requested {} for {} handed out; \
+             {} oversize to fallback, {} refused; {} threads cached",
+            human(self.bytes_in_use()),
+            human(self.capacity_bytes as u64),
+            human(self.reserved_bytes as u64),
+            human(self.totals.requested_bytes),
+            human(self.totals.handed_out_bytes),
+            self.oversize_fallbacks,
+            self.oversize_refused,
+            self.cached_threads
+        )
+    }
+}

@@ -1,0 +1,364 @@
+//! Per-thread caches: one *slot* per cached thread, holding one *magazine*
+//! per class — a bounded array of free blocks that only its thread touches.
+//!
+//! A cache hit is an array pop or push plus two owner-only counter updates
+//! (plain loads and stores, no `lock` prefix). A miss refills half a magazine
+//! from the class's stack with one CAS (or carves fresh blocks); an overflow
+//! flushes the older half to the stack as one pre-linked chain with one CAS.
+//! So the shared line of a class is touched once per batch, not per block.
+//!
+//! Slots live in the region's metadata area, not on the heap, so a cache
+//! never allocates through the allocator it serves. A [`SlotMap`] bitmap says
+//! which slots are claimed; claiming (Acquire) pairs with releasing (Release),
+//! so a thread that takes over a slot sees the previous owner's last writes to
+//! its magazines and counters. Counters stay with the slot when its thread
+//! exits, so totals survive the thread.
+//!
+//! Which slot the *current* thread owns for a given allocator is the business
+//! of `thread_registry.rs`; this file only knows slots.
+
+use core::ptr::NonNull;
+
+use crate::class_pool::ClassPool;
+use crate::config::MAX_CACHED_THREADS;
+use crate::sync::{bump_owned, AtomicU32, AtomicU64, Ordering, ZeroableAtomic};
+
+/// The owner-written head of one magazine: its length and its counters.
+/// Other threads read it (for statistics) with relaxed loads.
+#[repr(C, align(64))]
+pub(crate) struct MagazineHeader {
+    pub(crate) len: AtomicU32,
+    /// Allocations served from the magazine without a refill.
+    pub(crate) hits: AtomicU64,
+    /// Frees taken into the magazine.
+    pub(crate) frees: AtomicU64,
+    /// Bytes requested by allocations of this magazine (hits and refills).
+    pub(crate) requested: AtomicU64,
+    /// Allocations served right after a refill.
+    pub(crate) slow_allocs: AtomicU64,
+    /// Allocations that found the magazine empty.
+    pub(crate) misses: AtomicU64,
+    /// Successful refills (batches taken from the stack or the carver).
+    pub(crate) refills: AtomicU64,
+    /// Flushes (batches given to the stack).
+    pub(crate) flushes: AtomicU64,
+}
+
+impl ZeroableAtomic for MagazineHeader {
+    fn zero() -> Self {
+        MagazineHeader {
+            len: AtomicU32::zero(),
+            hits: AtomicU64::zero(),
+            frees: AtomicU64::zero(),
+            requested: AtomicU64::zero(),
+            slow_allocs: AtomicU64::zero(),
+            misses: AtomicU64::zero(),
+            refills: AtomicU64::zero(),
+            flushes: AtomicU64::zero(),
+        }
+    }
+}
+
+/// Where the slots are and how they are cut.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CacheGeometry {
+    /// Blocks per magazine (0: caches disabled).
+    pub(crate) depth: u32,
+    /// Blocks per refill and per flush: half a magazine.
+    pub(crate) batch: u32,
+    /// Bytes per magazine: header plus `depth` pointers, in whole lines.
+    pub(crate) class_stride: usize,
+    /// Bytes per slot: one magazine per class, padded so that two threads'
+    /// slots never share a (pair of) cache line(s).
+    pub(crate) slot_size: usize,
+    /// Number of slots.
+    pub(crate) slots: u32,
+}
+
+impl CacheGeometry {
+    pub(crate) fn new(classes: usize, depth: usize, slots: usize) -> Self {
+        if depth == 0 {
+            return CacheGeometry { depth: 0, batch: 0, class_stride: 0, slot_size: 0, slots: 0 };
+        }
+        let header = core::mem::size_of::<MagazineHeader>();
+        let class_stride = (header + depth * core::mem::size_of::<usize>()).next_multiple_of(64);
+        CacheGeometry {
+            depth: depth as u32,
+            batch: (depth / 2).max(1) as u32,
+            class_stride,
+            slot_size: (classes * class_stride).next_multiple_of(128),
+            slots: slots as u32,
+        }
+    }
+
+    /// Bytes of the whole slot area.
+    pub(crate) fn area_len(&self) -> usize {
+        self.slot_size * self.slots as usize
+    }
+}
+
+const WORDS: usize = MAX_CACHED_THREADS / 64;
+
+/// Which slots are claimed: one bit per slot.
+pub(crate) struct SlotMap {
+    bits: [AtomicU64; WORDS],
+    /// One past the highest slot ever claimed: statistics scan `0..high_water`.
+    high_water: AtomicU32,
+}
+
+impl SlotMap {
+    pub(crate) fn new() -> Self {
+        SlotMap { bits: core::array::from_fn(|_| AtomicU64::new(0)), high_water: AtomicU32::new(0) }
+    }
+
+    /// Claims a free slot below `slots`, or `None` when all are taken.
+    pub(crate) fn claim(&self, slots: u32) -> Option<u32> {
+        for (w, word) in self.bits.iter().enumerate().take((slots as usize).div_ceil(64)) {
+            let valid = match slots as usize - w * 64 {
+                n if n >= 64 => u64::MAX,
+                n => (1u64 << n) - 1,
+            };
+            // Relaxed: only a hint of which bits are free; the CAS decides.
+            let mut current = word.load(Ordering::Relaxed);
+            loop {
+                let free = !current & valid;
+                if free == 0 {
+                    break;
+                }
+                let bit = free.trailing_zeros();
+                // Success: Acquire, pairs with the Release in `release`, so
+                // we see the previous owner's last writes to the slot.
+                match word.compare_exchange_weak(current, current | 1 << bit, Ordering::Acquire, Ordering::Relaxed)
+                {
+                    Ok(_) => {
+                        let slot = w as u32 * 64 + bit;
+                        // Relaxed: statistics bound only; the slot's
+                        // contents are ordered by the bitmap.
+                        self.high_water.fetch_max(slot + 1, Ordering::Relaxed);
+                        return Some(slot);
+                    }
+                    Err(actual) => current = actual,
+                }
+            }
+        }
+        None
+    }
+
+    /// Gives `slot` back for another thread.
+    pub(crate) fn release(&self, slot: u32) {
+        // Release: pairs with the Acquire CAS in `claim`; publishes the flushed
+        // (empty) magazines and final counters to the next owner.
+        self.bits[slot as usize / 64].fetch_and(!(1u64 << (slot % 64)), Ordering::Release);
+    }
+
+    /// Slots claimed at the moment.
+    pub(crate) fn claimed(&self) -> u32 {
+        // Relaxed: a statistic.
+        self.bits.iter().map(|w| w.load(Ordering::Relaxed).count_ones()).sum()
+    }
+
+    pub(crate) fn high_water(&self) -> u32 {
+        // Relaxed: see `claim`.
+        self.high_water.load(Ordering::Relaxed)
+    }
+}
+
+/// The slot area of a region: its geometry, its base and its claim bitmap.
+pub(crate) struct CacheArea {
+    pub(crate) geometry: CacheGeometry,
+    base: *mut u8,
+    pub(crate) map: SlotMap,
+}
+
+impl CacheArea {
+    /// # Safety
+    ///
+    /// `base` must point to `geometry.area_len()` zero-filled bytes, aligned
+    /// to 128, that stay valid and are used by nothing else while the area
+    /// lives.
+    pub(crate) unsafe fn new(geometry: CacheGeometry, base: *mut u8, classes: usize) -> Self {
+        for slot in 0..geometry.slots as usize {
+            for class in 0..classes {
+                let header = base.wrapping_add(slot * geometry.slot_size + class * geometry.class_stride);
+                // SAFETY: inside the zero-filled area (slot < slots, class <
+                // classes), aligned to 64 (strides are multiples of 64).
+                unsafe { crate::sync::init_zeroed_atomics(header.cast::<MagazineHeader>(), 1) };
+            }
+        }
+        CacheArea { geometry, base, map: SlotMap::new() }
+    }
+
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.geometry.slots > 0
+    }
+
+    /// The base of slot `slot`.
+    pub(crate) fn slot(&self, slot: u32) -> SlotPtr {
+        debug_assert!(slot < self.geometry.slots);
+        // SAFETY: `slot < slots`, so the address is inside the area, whose
+        // base is non-null.
+        SlotPtr(unsafe { NonNull::new_unchecked(self.base.add(slot as usize * self.geometry.slot_size)) })
+    }
+
+    /// Index of the slot at `ptr`.
+    pub(crate) fn index_of(&self, slot: SlotPtr) -> u32 {
+        ((slot.0.as_ptr() as usize - self.base as usize) / self.geometry.slot_size) as u32
+    }
+
+    /// The magazine of `class` in `slot`.
+    ///
+    /// # Safety
+    ///
+    /// The calling thread owns `slot` (claimed it and has not released it),
+    /// and `class` is a class of this region.
+    #[inline(always)]
+    pub(crate) unsafe fn magazine(&self, slot: SlotPtr, class: usize) -> Magazine<'_> {
+        // SAFETY: the slot and class are in range (caller), so the header is
+        // inside the area, initialised, and 64-aligned.
+        let header = unsafe { &*slot.0.as_ptr().add(class * self.geometry.class_stride).cast::<MagazineHeader>() };
+        let blocks = (header as *const MagazineHeader).wrapping_add(1).cast::<NonNull<u8>>().cast_mut();
+        Magazine { header, blocks, depth: self.geometry.depth }
+    }
+
+    /// The header of `class` in `slot`, for reading statistics from any
+    /// thread.
+    pub(crate) fn header(&self, slot: u32, class: usize) -> &MagazineHeader {
+        let base = self.slot(slot).0.as_ptr();
+        // SAFETY: in range (slot < slots by `self.slot`, class < classes by
+        // the caller), initialised, and only atomics are read through it.
+        unsafe { &*base.add(class * self.geometry.class_stride).cast::<MagazineHeader>() }
+    }
+}
+
+/// The base address of a claimed slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SlotPtr(pub(crate) NonNull<u8>);
+
+/// One class's magazine in a slot owned by the current thread.
+pub(crate) struct Magazine<'a> {
+    header: &'a MagazineHeader,
+    /// `depth` block pointers following the header; entries `0..len` are
+    /// free blocks of the class, oldest first. Only the owner touches them.
+    blocks: *mut NonNull<u8>,
+    depth: u32,
+}
+
+impl Magazine<'_> {
+    /// The cache hit: the newest free block, or `None` if empty.
+    #[inline(always)]
+    pub(crate) fn pop(&self, requested: usize) -> Option<NonNull<u8>> {
+        // Relaxed: owner-only state; other threads only read it for stats.
+        let len = self.header.len.load(Ordering::Relaxed);
+        if len == 0 {
+            return None;
+        }
+        // SAFETY: `len - 1 < depth`, and entries below `len` hold blocks.
+        let block = unsafe { *self.blocks.add(len as usize - 1) };
+        self.header.len.store(len - 1, Ordering::Relaxed);
+        bump_owned(&self.header.hits, 1);
+        bump_owned(&self.header.requested, requested as u64);
+        Some(block)
+    }
+
+    /// The cache hit of a free: `false` (and nothing done) when full.
+    #[inline(always)]
+    pub(crate) fn push(&self, block: NonNull<u8>) -> bool {
+        // Relaxed: as in `pop`.
+        let len = self.header.len.load(Ordering::Relaxed);
+        if len == self.depth {
+            return false;
+        }
+        // SAFETY: `len < depth`, so the entry is inside the magazine.
+        unsafe { self.blocks.add(len as usize).write(block) };
+        self.header.len.store(len + 1, Ordering::Relaxed);
+        bump_owned(&self.header.frees, 1);
+        true
+    }
+
+    /// After [`pop`](Self::pop) found the magazine empty: refills up to
+    /// `batch` blocks with one pop from the stack, or else from the carver,
+    /// and returns the first; `None` when the class is dry.
+    #[cold]
+    pub(crate) fn refill_and_pop(&self, pool: &ClassPool, batch: u32, requested: usize) -> Option<NonNull<u8>> {
+        debug_assert_eq!(self.header.len.load(Ordering::Relaxed), 0);
+        bump_owned(&self.header.misses, 1);
+        let blocks = self.blocks;
+        let mut got = pool.stack.pop_batch(batch, |position, index| {
+            // SAFETY: position < batch <= depth: inside the magazine.
+            unsafe { blocks.add(position as usize).write(pool.address_of(index)) };
+        });
+        if got == 0 {
+            // Lowest address last, so it is handed out first.
+            for (position, block) in pool.addresses(pool.carver.carve(batch)).rev().enumerate() {
+                // SAFETY: the carved range has at most `batch` blocks.
+                unsafe { blocks.add(position).write(block) };
+                got += 1;
+            }
+        }
+        if got == 0 {
+            return None;
+        }
+        bump_owned(&self.header.refills, 1);
+        // SAFETY: `got >= 1` entries were just written.
+        let block = unsafe { *blocks.add(got as usize - 1) };
+        // Relaxed: owner-only.
+        self.header.len.store(got - 1, Ordering::Relaxed);
+        bump_owned(&self.header.slow_allocs, 1);
+        bump_owned(&self.header.requested, requested as u64);
+        Some(block)
+    }
+
+    /// After [`push`](Self::push) found the magazine full: gives the older
+    /// `batch` blocks to the stack as one chain, then takes `block`.
+    ///
+    /// # Safety
+    ///
+    /// `block` is a block of `pool` that the caller is freeing.
+    #[cold]
+    pub(crate) unsafe fn flush_and_push(&self, pool: &ClassPool, batch: u32, block: NonNull<u8>) {
+        // SAFETY: the magazine holds only blocks of `pool`.
+        unsafe { self.flush(pool, batch) };
+        let pushed = self.push(block);
+        debug_assert!(pushed);
+    }
+
+    /// Gives every cached block to the stack (thread exit, eviction).
+    pub(crate) fn flush_all(&self, pool: &ClassPool) {
+        // Relaxed: owner-only.
+        let len = self.header.len.load(Ordering::Relaxed);
+        if len > 0 {
+            // SAFETY: the magazine holds only blocks of `pool`.
+            unsafe { self.flush(pool, len) };
+        }
+    }
+
+    /// Pushes the `count` oldest blocks as one chain and moves the rest down.
+    ///
+    /// # Safety
+    ///
+    /// Every block in the magazine belongs to `pool`.
+    unsafe fn flush(&self, pool: &ClassPool, count: u32) {
+        // Relaxed: owner-only.
+        let len = self.header.len.load(Ordering::Relaxed);
+        let count = count.min(len);
+        if count == 0 {
+            return;
+        }
+        // SAFETY: entries below `len` hold blocks of `pool` that this thread
+        // owns; linking them into a private chain before the push is ours to
+        // do (`set_link`'s contract), and the chain is then pushed whole.
+        unsafe {
+            let first = pool.index_of(*self.blocks);
+            let mut last = first;
+            for k in 1..count as usize {
+                let index = pool.index_of(*self.blocks.add(k));
+                pool.stack.set_link(last, index);
+                last = index;
+            }
+            pool.stack.push_chain(first, last, count);
+            core::ptr::copy(self.blocks.add(count as usize), self.blocks, (len - count) as usize);
+        }
+        self.header.len.store(len - count, Ordering::Relaxed);
+        bump_owned(&self.header.flushes, 1);
+    }
+}

@@ -1,0 +1,226 @@
+//! Which cache slot the current thread owns in each allocator it uses, and
+//! giving the slots back when the thread exits.
+//!
+//! Each thread keeps a small most-recently-used list of entries
+//! `(region id, slot, weak owner)` in a `const`-initialised thread-local with
+//! no destructor, so the hot path is one thread-local load and one compare
+//! against the front entry. On a miss the thread claims a slot in the
+//! region's [`SlotMap`](crate::thread_cache::SlotMap) and puts an entry in
+//! front; when the list is full, the least recently used entry is evicted
+//! (its magazines flushed, its slot released).
+//!
+//! **Any number of threads.** When every slot of a region is taken, the thread
+//! records a *negative* entry and is served straight from the shared stacks
+//! (one CAS per operation — slower, never refused); after
+//! [`RETRY_AFTER`] such operations it tries again for a slot.
+//!
+//! **Thread exit.** A separate thread-local guard with a destructor is
+//! registered the first time the thread claims a slot (not on its first
+//! allocation). Its destructor flushes every entry's magazines back to their
+//! stacks, releases the slots and closes the registry: allocations made later
+//! in the thread's teardown (other thread-locals' destructors) are served
+//! uncached. If the guard cannot be registered (the thread is already tearing
+//! down), the thread simply stays uncached.
+//!
+//! **Allocator drop.** Entries hold a `Weak` reference to the allocator's
+//! [`RegionOwner`]. A flush first upgrades it: if the allocator is gone the
+//! entry is discarded without touching the unmapped region; if not, the
+//! upgraded reference keeps the region mapped until the flush is done (and
+//! unmaps it, if it was the last). That is the deferred reclamation DESIGN.md
+//! asks for, done with std's reference counts: it runs exactly when the last
+//! user lets go, needs no global epoch to advance, and never leaves a region
+//! mapped because no other thread happened to pin. An entry with no owner
+//! belongs to an immortal (`static`) region and is flushed directly.
+
+use core::cell::Cell;
+use std::sync::{Arc, Weak};
+
+use crate::region::{Region, RegionOwner};
+use crate::thread_cache::SlotPtr;
+
+/// Allocators one thread caches for at once.
+const ENTRIES: usize = 8;
+/// Uncached operations before a thread without a slot asks again.
+pub(crate) const RETRY_AFTER: u32 = 4096;
+
+struct Entry {
+    /// The region's id; 0 marks an empty entry.
+    id: Cell<u64>,
+    region: Cell<*const Region>,
+    /// `None`: no slot was free (negative entry, served uncached).
+    slot: Cell<Option<SlotPtr>>,
+    /// `Weak::into_raw` of the owner, or null for an immortal region.
+    owner: Cell<*const RegionOwner>,
+    /// Uncached operations left before a negative entry retries.
+    retry: Cell<u32>,
+}
+
+impl Entry {
+    const EMPTY: Entry = Entry {
+        id: Cell::new(0),
+        region: Cell::new(core::ptr::null()),
+        slot: Cell::new(None),
+        owner: Cell::new(core::ptr::null()),
+        retry: Cell::new(0),
+    };
+
+    fn swap(&self, other: &Entry) {
+        self.id.swap(&other.id);
+        self.region.swap(&other.region);
+        self.slot.swap(&other.slot);
+        self.owner.swap(&other.owner);
+        self.retry.swap(&other.retry);
+    }
+}
+
+struct Registry {
+    entries: [Entry; ENTRIES],
+    /// Set once the thread's exit guard has run (or could not be
+    /// registered): no more slots are claimed.
+    closed: Cell<bool>,
+}
+
+impl Registry {
+    const fn new() -> Self {
+        Registry { entries: [Entry::EMPTY; ENTRIES], closed: Cell::new(false) }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn find_or_register(&self, region: &Region, owner: Option<&Arc<RegionOwner>>) -> Option<SlotPtr> {
+        if let Some(i) = (1..ENTRIES).find(|&i| self.entries[i].id.get() == region.id()) {
+            self.entries[0].swap(&self.entries[i]);
+            return self.entries[0].slot.get();
+        }
+        if self.closed.get() || !region.caches.is_enabled() || !exit_guard_registered() {
+            return None;
+        }
+        let claimed = region.caches.map.claim(region.caches.geometry.slots);
+        let slot = claimed.map(|s| region.caches.slot(s));
+        self.evict(ENTRIES - 1);
+        for i in (1..ENTRIES).rev() {
+            self.entries[i].swap(&self.entries[i - 1]);
+        }
+        let front = &self.entries[0];
+        front.id.set(region.id());
+        front.region.set(region);
+        front.slot.set(slot);
+        front.owner.set(owner.map_or(core::ptr::null(), |o| Weak::into_raw(Arc::downgrade(o))));
+        front.retry.set(RETRY_AFTER);
+        slot
+    }
+
+    /// Empties entry `i`: flushes its magazines and releases its slot if its
+    /// region is still alive.
+    fn evict(&self, i: usize) {
+        let entry = &self.entries[i];
+        if entry.id.replace(0) == 0 {
+            return;
+        }
+        let slot = entry.slot.take();
+        let region = entry.region.replace(core::ptr::null());
+        let owner = entry.owner.replace(core::ptr::null());
+        if owner.is_null() {
+            // SAFETY: an entry without owner is only made for an immortal
+            // region, which is never unmapped.
+            let region = unsafe { &*region };
+            if let Some(slot) = slot {
+                flush_slot(region, slot);
+            }
+            return;
+        }
+        // SAFETY: `owner` came from `Weak::into_raw` in `find_or_register`
+        // and is turned back exactly once (the entry was just cleared).
+        let weak = unsafe { Weak::from_raw(owner) };
+        if let (Some(strong), Some(slot)) = (weak.upgrade(), slot) {
+            flush_slot(strong.region(), slot);
+            // Dropping `strong` here unmaps the region if its allocator
+            // was dropped while we flushed.
+        }
+    }
+
+    /// The thread is exiting: flush everything, claim nothing more.
+    fn close(&self) {
+        self.closed.set(true);
+        for i in 0..ENTRIES {
+            self.evict(i);
+        }
+    }
+}
+
+/// Gives every block in `slot`'s magazines back to the stacks and releases
+/// the slot. Called only by the slot's owner thread.
+fn flush_slot(region: &Region, slot: SlotPtr) {
+    for (class, pool) in region.pools().iter().enumerate() {
+        // SAFETY: this thread owns `slot` until the release below; `class`
+        // ranges over the region's classes.
+        unsafe { region.caches.magazine(slot, class) }.flush_all(pool);
+    }
+    region.caches.map.release(region.caches.index_of(slot));
+}
+
+crate::sync::thread_local! {
+    static REGISTRY: Registry = Registry::new();
+}
+
+/// Runs [`Registry::close`] when the thread exits.
+struct ExitGuard;
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        let _ = REGISTRY.try_with(Registry::close);
+    }
+}
+
+crate::sync::thread_local! {
+    static EXIT_GUARD: ExitGuard = ExitGuard;
+}
+
+/// Registers the exit guard (first call per thread); `false` if the thread is
+/// already tearing down its thread-locals.
+fn exit_guard_registered() -> bool {
+    EXIT_GUARD.try_with(|_| ()).is_ok()
+}
+
+/// The slot the current thread owns in `region`, claiming one on first use;
+/// `None` means: serve this operation from the shared stacks.
+///
+/// `owner` is `None` only for an immortal region.
+#[inline(always)]
+pub(crate) fn slot_for(region: &Region, owner: Option<&Arc<RegionOwner>>) -> Option<SlotPtr> {
+    REGISTRY
+        .try_with(|r| {
+            let front = &r.entries[0];
+            if front.id.get() == region.id() {
+                return front.slot.get();
+            }
+            r.find_or_register(region, owner)
+        })
+        .ok()
+        .flatten()
+}
+
+/// Called on the uncached path: counts down a negative entry so the thread
+/// asks for a slot again from time to time.
+#[cold]
+pub(crate) fn note_uncached(region: &Region) {
+    let _ = REGISTRY.try_with(|r| {
+        let front = &r.entries[0];
+        if front.id.get() == region.id() && front.slot.get().is_none() {
+            match front.retry.get() {
+                0 | 1 => r.evict(0),
+                n => front.retry.set(n - 1),
+            }
+        }
+    });
+}
+
+/// Flushes and releases the current thread's cache for `region`, if it has
+/// one (the blocks go back to the shared stacks).
+pub(crate) fn flush_current(region: &Region) {
+    let _ = REGISTRY.try_with(|r| {
+        if let Some(i) = (0..ENTRIES).find(|&i| r.entries[i].id.get() == region.id()) {
+            r.evict(i);
+        }
+    });
+}
