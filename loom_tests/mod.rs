@@ -1,1 +1,116 @@
-//! placeholder
+//! Loom models of the lock-free protocols, one file per protocol.
+//!
+//! Compiled into the crate (so they reach `pub(crate)` internals) only under
+//! `--cfg lockfree_slab_loom`; run them with `.ci/loom.sh`, which sets the
+//! preemption bound and also checks that the ABA and payload models *fail*
+//! when the tag or the push's `Release` is switched off.
+//!
+//! Every model prints one line, `loom model NAME: N interleavings in T`, so
+//! the cost of each model is visible in CI logs.
+
+use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
+use std::sync::Arc as StdArc;
+use std::time::Instant;
+
+use crate::class_pool::ClassPool;
+use crate::sync::AtomicU32;
+use crate::tagged_stack::{TaggedStack, NIL};
+
+mod cache; //     magazine refill / flush racing with another thread's frees
+mod carver; //    carving racing with pops near exhaustion
+mod exit; //      thread exit returns cached blocks; allocator drop
+mod payload; //   previous owner's writes happen-before the next owner's reads
+mod stack; //     push / pop / push_chain, and the ABA interleaving
+
+/// Runs `model` under loom's exhaustive scheduler (bounded by
+/// `LOOM_MAX_PREEMPTIONS` and the other `LOOM_*` variables, read by
+/// [`loom::model::Builder::new`]) and prints how many interleavings it
+/// explored and how long that took.
+///
+/// The counter is std's atomic on purpose: it counts executions of the model
+/// from outside, and must not itself become part of the model.
+pub(crate) fn check<F>(name: &str, model: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    check_with(name, loom::model::Builder::new(), model);
+}
+
+/// [`check`] with a builder the model has adjusted (e.g. `max_branches`).
+pub(crate) fn check_with<F>(name: &str, builder: loom::model::Builder, model: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    let runs = StdArc::new(AtomicUsize::new(0));
+    let counted = StdArc::clone(&runs);
+    let start = Instant::now();
+    builder.check(move || {
+        counted.fetch_add(1, StdOrdering::Relaxed);
+        model();
+    });
+    println!(
+        "loom model {name}: {} interleavings in {:.2?}",
+        runs.load(StdOrdering::Relaxed),
+        start.elapsed()
+    );
+}
+
+/// A stack over `capacity` blocks with its own link array.
+pub(crate) struct StackFixture {
+    _links: Box<[AtomicU32]>,
+    pub(crate) stack: TaggedStack,
+}
+
+impl StackFixture {
+    /// An empty stack; then `on_stack` is pushed in order (the last on top).
+    pub(crate) fn new(capacity: u32, on_stack: &[u32]) -> Self {
+        let links: Box<[AtomicU32]> = (0..capacity).map(|_| AtomicU32::new(NIL)).collect();
+        // SAFETY: `links` holds `capacity` atomics and lives next to the
+        // stack, in the same fixture, for as long as the stack.
+        let stack = unsafe { TaggedStack::new(links.as_ptr(), capacity) };
+        for &i in on_stack {
+            assert!(i < capacity);
+            // SAFETY: in range; the caller lists each block once.
+            unsafe { stack.push(i) };
+        }
+        StackFixture { _links: links, stack }
+    }
+
+    /// Pops everything left, with a bound so that a corrupted (cyclic) stack
+    /// fails the model instead of hanging it.
+    pub(crate) fn drain(&self, capacity: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        while let Some(i) = self.stack.pop() {
+            out.push(i);
+            assert!(out.len() <= capacity as usize, "the stack holds more blocks than exist: {out:?}");
+        }
+        out
+    }
+}
+
+/// One class's pool (stack, carver, geometry) over a private span.
+pub(crate) struct PoolFixture {
+    _span: Box<[u128]>,
+    _links: Box<[AtomicU32]>,
+    pub(crate) pool: ClassPool,
+}
+
+impl PoolFixture {
+    /// A fresh pool of `capacity` blocks of 16 bytes: nothing carved yet.
+    pub(crate) fn new(capacity: u32) -> Self {
+        // u128 keeps every 16-byte block 16-aligned.
+        let span: Box<[u128]> = vec![0u128; capacity as usize].into_boxed_slice();
+        let links: Box<[AtomicU32]> = (0..capacity).map(|_| AtomicU32::new(NIL)).collect();
+        // SAFETY: the span holds `capacity` 16-byte blocks and the link array
+        // `capacity` atomics; both live in the fixture next to the pool.
+        let pool = unsafe { ClassPool::new(16, capacity, span.as_ptr() as usize, links.as_ptr()) };
+        PoolFixture { _span: span, _links: links, pool }
+    }
+}
+
+/// Asserts that `got` is exactly the blocks `0..capacity`, each once.
+#[track_caller]
+pub(crate) fn assert_all_blocks(mut got: Vec<u32>, capacity: u32) {
+    got.sort_unstable();
+    assert_eq!(got, (0..capacity).collect::<Vec<_>>(), "blocks lost or handed out twice");
+}

@@ -103,7 +103,14 @@ mod imp {
 mod imp {
     use super::{OsError, PAGE};
     use core::ptr::NonNull;
-    use std::alloc::{alloc_zeroed, dealloc, Layout};
+    use std::alloc::Layout;
+    // Under loom the stand-in goes through loom's tracked allocation calls,
+    // so every model also checks that each region is released exactly once
+    // (a leak or a double release fails the model).
+    #[cfg(lockfree_slab_loom)]
+    use loom::alloc::{alloc_zeroed, dealloc};
+    #[cfg(not(lockfree_slab_loom))]
+    use std::alloc::{alloc_zeroed, dealloc};
 
     pub(crate) fn reserve(len: usize) -> Result<NonNull<u8>, OsError> {
         let layout = Layout::from_size_align(len, PAGE).map_err(|_| OsError { errno: libc::ENOMEM })?;

@@ -198,8 +198,12 @@ impl TaggedStack {
     #[inline]
     pub(crate) fn pop(&self) -> Option<u32> {
         let mut popped = NIL;
-        self.pop_batch(1, |_, index| popped = index);
-        (popped != NIL).then_some(popped)
+        // Trust the count, not `popped`: a walk whose CAS failed has already
+        // called the sink, and if the retry then finds the stack empty,
+        // `popped` still names a block we never took (found by the loom
+        // model `stack::push_pop_three_threads`).
+        let taken = self.pop_batch(1, |_, index| popped = index);
+        (taken == 1).then_some(popped)
     }
 
     /// Pops up to `max` blocks with one successful CAS. `sink(position,

@@ -148,6 +148,18 @@ impl Registry {
     }
 }
 
+/// Loom takes *all* of a model thread's thread-locals before dropping any of
+/// them, so [`ExitGuard`]'s `REGISTRY.try_with` always fails there and its
+/// `close` would never run. Under loom the registry closes itself instead
+/// (std's registry has no destructor: its `const` initialiser keeps the hot
+/// path free of a lazy-init check, and `ExitGuard` does the job).
+#[cfg(lockfree_slab_loom)]
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
 /// Gives every block in `slot`'s magazines back to the stacks and releases
 /// the slot. Called only by the slot's owner thread.
 fn flush_slot(region: &Region, slot: SlotPtr) {

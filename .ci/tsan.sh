@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# ThreadSanitizer: the multi-threaded tests (the crate's unit tests and the
+# integration tests in tests/) built with -Zsanitizer=thread, std included
+# (-Zbuild-std), so every atomic and every plain access of the allocator and
+# of the tests is checked for data races.
+#
+# The property test (tests/model.rs) is single-threaded and slow when
+# instrumented; it is left to the native run. The stress tests are shrunk
+# with LFS_STRESS_OPS (operations per thread; default 40 000 natively).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+target=x86_64-unknown-linux-gnu
+if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
+    echo "tsan: skipped: the nightly toolchain or its rust-src component is missing (rustup component add --toolchain nightly rust-src)"
+    exit 0
+fi
+
+export RUSTFLAGS="-Zsanitizer=thread"
+export RUSTDOCFLAGS="-Zsanitizer=thread"
+export CARGO_TARGET_DIR="$PWD/target/tsan"
+export LFS_STRESS_OPS="${LFS_STRESS_OPS:-2000}"
+# Fail on the first report; keep both stacks of a race.
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1}"
+
+tests=()
+for f in tests/*.rs; do
+    name=$(basename "$f" .rs)
+    case "$name" in
+        model) ;; # single-threaded property test: native run only
+        *) tests+=(--test "$name") ;;
+    esac
+done
+
+start=$(date +%s)
+cargo +nightly test -Zbuild-std --target "$target" --lib "${tests[@]}" "$@"
+echo "tsan: done in $(( $(date +%s) - start ))s (LFS_STRESS_OPS=$LFS_STRESS_OPS)"

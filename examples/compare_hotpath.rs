@@ -1,0 +1,47 @@
+//! Fixed-count hot-path driver for instruction-level profiling of the
+//! cache-hit alloc+free pair (the comparison tool runs for a duration, which
+//! is useless under valgrind). Run the pair loop `N` times for one
+//! allocator:
+//!
+//! ```text
+//! cargo build --release --example compare_hotpath
+//! valgrind --tool=callgrind target/release/examples/compare_hotpath slab 64 1000000
+//! ```
+//!
+//! and compare the instruction counts of two runs with different `N` to get
+//! instructions per pair.
+
+use std::alloc::System;
+
+use mimalloc::MiMalloc;
+#[cfg(not(target_env = "msvc"))]
+use tikv_jemallocator::Jemalloc;
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+use common::*;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let usage = "usage: compare_hotpath slab|system|mimalloc|jemalloc|floor SIZE N";
+    let (kind, size, n) = match &args[1..] {
+        [k, s, n] => (k.as_str(), s.parse().expect(usage), n.parse().expect(usage)),
+        _ => {
+            eprintln!("{usage}");
+            std::process::exit(2)
+        }
+    };
+    let l = layout(size);
+    match kind {
+        "slab" => pairs(&slab_fixed(), l, n, &mut NoProbe),
+        "system" => pairs(&Peer(System), l, n, &mut NoProbe),
+        "mimalloc" => pairs(&Peer(MiMalloc), l, n, &mut NoProbe),
+        #[cfg(not(target_env = "msvc"))]
+        "jemalloc" => pairs(&Peer(Jemalloc), l, n, &mut NoProbe),
+        "floor" => pairs(&FreeList::new(size), l, n, &mut NoProbe),
+        _ => {
+            eprintln!("{usage}");
+            std::process::exit(2)
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Helpers shared by the integration tests: owner patterns and a concurrent
+//! shadow set of live blocks that catches any block handed out twice.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::collections::HashSet;
+use std::ptr::NonNull;
+use std::sync::Mutex;
+
+/// Fills `len` bytes at `ptr` with a pattern derived from `tag`.
+///
+/// # Safety
+/// `ptr..ptr + len` must be writable and ours.
+pub unsafe fn fill(ptr: NonNull<u8>, len: usize, tag: u64) {
+    let p = ptr.as_ptr();
+    for i in 0..len {
+        // SAFETY: caller's contract.
+        unsafe { p.add(i).write(pattern_byte(tag, i)) };
+    }
+}
+
+/// Checks the pattern written by [`fill`]; returns the first bad offset.
+///
+/// # Safety
+/// `ptr..ptr + len` must be readable and ours.
+pub unsafe fn check(ptr: NonNull<u8>, len: usize, tag: u64) -> Result<(), usize> {
+    let p = ptr.as_ptr();
+    for i in 0..len {
+        // SAFETY: caller's contract.
+        if unsafe { p.add(i).read() } != pattern_byte(tag, i) {
+            return Err(i);
+        }
+    }
+    Ok(())
+}
+
+fn pattern_byte(tag: u64, i: usize) -> u8 {
+    let x = tag.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(i as u64);
+    (x ^ (x >> 29)) as u8
+}
+
+/// The set of addresses currently live, sharded to keep contention low.
+pub struct LiveSet {
+    shards: Vec<Mutex<HashSet<usize>>>,
+}
+
+impl LiveSet {
+    pub fn new() -> Self {
+        LiveSet { shards: (0..64).map(|_| Mutex::new(HashSet::new())).collect() }
+    }
+
+    fn shard(&self, addr: usize) -> &Mutex<HashSet<usize>> {
+        &self.shards[(addr >> 4).wrapping_mul(0x9E37_79B9) % 64]
+    }
+
+    /// Records `addr` as live; panics if it already was.
+    pub fn insert(&self, addr: usize) {
+        assert!(self.shard(addr).lock().unwrap().insert(addr), "address {addr:#x} handed out while live");
+    }
+
+    /// Records `addr` as freed; panics if it was not live.
+    pub fn remove(&self, addr: usize) {
+        assert!(self.shard(addr).lock().unwrap().remove(&addr), "address {addr:#x} freed but not live");
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap().len()).sum()
+    }
+}
+
+/// xorshift64*: deterministic per-thread randomness without a dependency.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
