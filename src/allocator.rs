@@ -12,10 +12,10 @@ use std::alloc::{GlobalAlloc, System};
 use std::sync::Arc;
 
 use crate::config::{Builder, ConfigError, Fallback, ValidConfig};
-use crate::region::{Region, RegionOwner};
+use crate::region::{HotPath, Region, RegionOwner};
 use crate::stats::Stats;
 use crate::sync::Ordering;
-use crate::thread_cache::Magazine;
+use crate::thread_cache::SlotPtr;
 use crate::thread_registry;
 use crate::AllocError;
 
@@ -25,6 +25,8 @@ use crate::AllocError;
 /// See the crate documentation for an example and for what each method
 /// promises.
 pub struct SlabAllocator {
+    /// A copy of the region's read-only hot-path constants.
+    hot: HotPath,
     region: NonNull<Region>,
     owner: Arc<RegionOwner>,
 }
@@ -44,7 +46,8 @@ impl SlabAllocator {
 
     pub(crate) fn from_config(config: &ValidConfig) -> Result<Self, ConfigError> {
         let region = Region::create(config)?;
-        Ok(SlabAllocator { region, owner: Arc::new(RegionOwner::new(region)) })
+        let owner = Arc::new(RegionOwner::new(region));
+        Ok(SlabAllocator { hot: owner.region().hot(), region, owner })
     }
 
     #[inline(always)]
@@ -53,12 +56,21 @@ impl SlabAllocator {
         unsafe { self.region.as_ref() }
     }
 
+    /// The current thread's cache slot (see `thread_registry.rs`).
+    #[inline(always)]
+    fn slot(&self) -> Option<SlotPtr> {
+        thread_registry::slot_for(self.hot.id, self.region(), Some(&self.owner))
+    }
+
     /// Allocates a block for `layout`.
     ///
     /// - Served from the smallest size class that holds `layout.size()` at
     ///   `layout.align()` (see [`usable_size`](Self::usable_size)).
-    /// - A size of 0 returns a dangling pointer aligned to `layout.align()`,
-    ///   using no memory; [`deallocate`](Self::deallocate) ignores it.
+    /// - A size of 0 is served like a size of 1: a unique block of the
+    ///   smallest class aligned enough, to be deallocated as usual. (If no
+    ///   class has the alignment, a dangling pointer aligned to
+    ///   `layout.align()`, which uses no memory and whose deallocation does
+    ///   nothing.)
     /// - A request no class can hold (larger than the largest class, or
     ///   aligned more than any class that fits), or of a class whose share of
     ///   the pool is used up, goes to the configured [`Fallback`]: the system
@@ -67,31 +79,25 @@ impl SlabAllocator {
     /// Never panics.
     #[inline]
     pub fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        let region = self.region();
-        let Some(class) = region.class_for(layout.size(), layout.align()) else {
+        let Some(class) = self.hot.class_for(layout.size(), layout.align()) else {
             return self.allocate_unclassed(layout);
         };
-        if layout.size() == 0 {
-            return Ok(dangling(layout));
-        }
-        match thread_registry::slot_for(region, Some(&self.owner)) {
-            Some(slot) => {
-                // SAFETY: `slot_for` returns a slot this thread owns; `class`
-                // is one of the region's classes.
-                let magazine = unsafe { region.caches.magazine(slot, class) };
-                match magazine.pop(layout.size()) {
-                    Some(block) => Ok(block),
-                    None => self.allocate_refill(&magazine, class, layout),
-                }
-            }
-            None => self.allocate_uncached(class, layout),
+        let Some(slot) = self.slot() else {
+            return self.allocate_uncached(class, layout);
+        };
+        // SAFETY: `slot` is this thread's own slot of this region (from
+        // `slot_for`); `class` is one of the region's classes.
+        let magazine = unsafe { self.hot.cache.magazine(slot, class) };
+        match magazine.pop(layout.size()) {
+            Some(block) => Ok(block),
+            None => self.allocate_refill(slot, class, layout),
         }
     }
 
     /// Returns a block to the allocator.
     ///
     /// The block's class is found from its address; `layout` is only used
-    /// to recognise zero-size allocations and to free fallback blocks.
+    /// to free fallback blocks and zero-size dangling pointers.
     ///
     /// # Safety
     ///
@@ -99,32 +105,29 @@ impl SlabAllocator {
     /// allocator with this `layout`, and not been freed since.
     #[inline]
     pub unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        let region = self.region();
-        let Some(class) = region.class_of(ptr.as_ptr()) else {
+        let Some(class) = self.hot.class_of(ptr.as_ptr()) else {
             // SAFETY: forwarded from the caller: not ours, so from the
             // fallback (or a zero-size dangling pointer).
             return unsafe { self.deallocate_unclassed(ptr, layout) };
         };
-        match thread_registry::slot_for(region, Some(&self.owner)) {
-            Some(slot) => {
-                // SAFETY: a slot this thread owns; `class` from the address.
-                let magazine = unsafe { region.caches.magazine(slot, class) };
-                if !magazine.push(ptr) {
-                    // SAFETY: `ptr` is a block of `class` being freed.
-                    unsafe { self.deallocate_flush(&magazine, class, ptr) };
-                }
-            }
+        let Some(slot) = self.slot() else {
             // SAFETY: `ptr` is a block of `class` being freed (caller).
-            None => unsafe { self.deallocate_uncached(class, ptr) },
+            return unsafe { self.deallocate_uncached(class, ptr) };
+        };
+        // SAFETY: this thread's own slot; `class` from the address.
+        let magazine = unsafe { self.hot.cache.magazine(slot, class) };
+        if !magazine.push(ptr) {
+            // SAFETY: `ptr` is a block of `class` being freed.
+            unsafe { self.deallocate_flush(slot, class, ptr) };
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn allocate_refill(&self, magazine: &Magazine<'_>, class: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        let region = self.region();
-        let pool = region.pool(class);
-        match magazine.refill_and_pop(pool, region.caches.geometry.batch, layout.size()) {
+    fn allocate_refill(&self, slot: SlotPtr, class: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: as in `allocate`, whose slot and class these are.
+        let magazine = unsafe { self.hot.cache.magazine(slot, class) };
+        match magazine.refill_and_pop(self.region().pool(class), self.hot.cache.batch, layout.size()) {
             Some(block) => Ok(block),
             None => self.allocate_fallback(Some(class), layout),
         }
@@ -147,7 +150,7 @@ impl SlabAllocator {
         }
     }
 
-    /// Zero-size requests and requests no class can hold.
+    /// Requests no class can hold.
     #[cold]
     #[inline(never)]
     fn allocate_unclassed(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
@@ -164,9 +167,13 @@ impl SlabAllocator {
     fn allocate_fallback(&self, class: Option<usize>, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let region = self.region();
         let result = match region.fallback() {
-            // SAFETY: `layout` has a non-zero size (zero sizes never get
-            // here), as `GlobalAlloc::alloc` requires.
-            Fallback::System => NonNull::new(unsafe { System.alloc(layout) }).ok_or(AllocError),
+            // The system allocator does not take zero sizes; a dry class's
+            // zero-size request gets a one-byte block instead.
+            Fallback::System => {
+                let layout = Layout::from_size_align(layout.size().max(1), layout.align()).map_err(|_| AllocError)?;
+                // SAFETY: `layout` has a non-zero size, as `alloc` requires.
+                NonNull::new(unsafe { System.alloc(layout) }).ok_or(AllocError)
+            }
             Fallback::Error => Err(AllocError),
         };
         // Relaxed: statistics.
@@ -184,13 +191,16 @@ impl SlabAllocator {
 
     /// # Safety
     ///
-    /// `ptr` is a block of `class` that the caller is freeing.
+    /// `ptr` is a block of `class` that the caller is freeing; `slot` is this
+    /// thread's slot.
     #[cold]
     #[inline(never)]
-    unsafe fn deallocate_flush(&self, magazine: &Magazine<'_>, class: usize, ptr: NonNull<u8>) {
-        let region = self.region();
-        // SAFETY: forwarded from the caller.
-        unsafe { magazine.flush_and_push(region.pool(class), region.caches.geometry.batch, ptr) }
+    unsafe fn deallocate_flush(&self, slot: SlotPtr, class: usize, ptr: NonNull<u8>) {
+        // SAFETY: forwarded from the caller (`deallocate`).
+        unsafe {
+            let magazine = self.hot.cache.magazine(slot, class);
+            magazine.flush_and_push(self.region().pool(class), self.hot.cache.batch, ptr);
+        }
     }
 
     /// # Safety
@@ -215,13 +225,16 @@ impl SlabAllocator {
     #[cold]
     #[inline(never)]
     unsafe fn deallocate_unclassed(&self, ptr: NonNull<u8>, layout: Layout) {
-        if layout.size() == 0 {
+        if layout.size() == 0 && self.hot.class_for(0, layout.align()).is_none() {
+            // The dangling pointer of `allocate_unclassed`.
             return;
         }
         match self.region().fallback() {
-            // SAFETY: with `Fallback::System`, every non-zero-size block
-            // outside the region came from `System.alloc(layout)`.
-            Fallback::System => unsafe { System.dealloc(ptr.as_ptr(), layout) },
+            // SAFETY: with `Fallback::System`, every block outside the region
+            // came from `System.alloc` with this layout, its size raised to 1.
+            Fallback::System => unsafe {
+                System.dealloc(ptr.as_ptr(), Layout::from_size_align_unchecked(layout.size().max(1), layout.align()))
+            },
             // With `Fallback::Error` nothing outside the region was ever
             // handed out; there is nothing to free.
             Fallback::Error => {}
@@ -233,15 +246,12 @@ impl SlabAllocator {
     /// fallback block, a zero-size allocation, or a foreign pointer).
     pub fn usable_size(&self, ptr: NonNull<u8>) -> Option<usize> {
         let region = self.region();
-        region.class_of(ptr.as_ptr()).map(|class| region.pool(class).block_size())
+        self.hot.class_of(ptr.as_ptr()).map(|class| region.pool(class).block_size())
     }
 
     /// The block size a request for `layout` would get from the pool, or
-    /// `None` if it would go to the fallback (or is zero-size).
+    /// `None` if it would go to the fallback.
     pub fn class_size_for(&self, layout: Layout) -> Option<usize> {
-        if layout.size() == 0 {
-            return None;
-        }
         let region = self.region();
         region.class_for(layout.size(), layout.align()).map(|class| region.pool(class).block_size())
     }

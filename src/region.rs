@@ -88,21 +88,58 @@ impl Layout {
     }
 }
 
-/// The control block at the start of a region. Everything but the atomics
-/// inside `ClassPool`s, the slot map and the counters is written once in
-/// [`Region::create`] and read-only afterwards.
-pub(crate) struct Region {
-    id: u64,
-    reservation: NonNull<u8>,
-    reservation_len: usize,
+/// The read-only constants the hot path needs, small and `Copy`, so the
+/// allocator can keep a copy next to its other fields and reach them without
+/// a dependent load through the region pointer.
+#[derive(Clone, Copy)]
+pub(crate) struct HotPath {
+    /// A process-unique id (never 0), so thread-local entries of a dropped
+    /// allocator can never match a new one at the same address.
+    pub(crate) id: u64,
     spans_base: usize,
     span_shift: u32,
     classes: usize,
-    pools: *const ClassPool,
     by_granule: *const u8,
     by_granule_len: usize,
     by_align: *const u8,
     by_align_len: usize,
+    pub(crate) cache: CacheGeometry,
+}
+
+impl HotPath {
+    /// The class for a request, in one table load (see `size_class.rs`).
+    #[inline(always)]
+    pub(crate) fn class_for(&self, size: usize, align: usize) -> Option<usize> {
+        // SAFETY: both tables were copied into the region in `create` with
+        // these lengths and are never written again; the region outlives
+        // every holder of its `HotPath`.
+        let lookup = unsafe {
+            ClassLookup {
+                by_granule: core::slice::from_raw_parts(self.by_granule, self.by_granule_len),
+                by_align: core::slice::from_raw_parts(self.by_align, self.by_align_len),
+            }
+        };
+        lookup.class_for(size, align)
+    }
+
+    /// The class whose span holds `ptr`, or `None` if `ptr` is not in the
+    /// region's spans (it came from the fallback).
+    #[inline(always)]
+    pub(crate) fn class_of(&self, ptr: *const u8) -> Option<usize> {
+        let class = (ptr as usize).wrapping_sub(self.spans_base) >> self.span_shift;
+        (class < self.classes).then_some(class)
+    }
+}
+
+/// The control block at the start of a region. Everything but the atomics
+/// inside `ClassPool`s, the slot map and the counters is written once in
+/// [`Region::create`] and read-only afterwards.
+pub(crate) struct Region {
+    hot: HotPath,
+    reservation: NonNull<u8>,
+    reservation_len: usize,
+    classes: usize,
+    pools: *const ClassPool,
     fallback: Fallback,
     capacity: usize,
     populated: bool,
@@ -139,17 +176,21 @@ impl Region {
             let caches = CacheArea::new(cache, at(layout.slots), n);
             let region = base.cast::<Region>();
             region.as_ptr().write(Region {
-                id: crate::sync::next_region_id(),
+                hot: HotPath {
+                    id: crate::sync::next_region_id(),
+                    spans_base,
+                    span_shift: layout.span_shift,
+                    classes: n,
+                    by_granule: at(layout.by_granule),
+                    by_granule_len: by_granule.len(),
+                    by_align: at(layout.by_align),
+                    by_align_len: by_align.len(),
+                    cache,
+                },
                 reservation: base,
                 reservation_len: layout.total,
-                spans_base,
-                span_shift: layout.span_shift,
                 classes: n,
                 pools,
-                by_granule: at(layout.by_granule),
-                by_granule_len: by_granule.len(),
-                by_align: at(layout.by_align),
-                by_align_len: by_align.len(),
                 fallback: config.fallback,
                 capacity: config.capacity,
                 populated: config.populate,
@@ -186,11 +227,15 @@ impl Region {
         }
     }
 
-    /// A process-unique id (never 0), so thread-local entries of a dropped
-    /// allocator can never match a new one at the same address.
+    /// The region's id (see [`HotPath::id`]).
     #[inline(always)]
     pub(crate) fn id(&self) -> u64 {
-        self.id
+        self.hot.id
+    }
+
+    /// A copy of the hot-path constants.
+    pub(crate) fn hot(&self) -> HotPath {
+        self.hot
     }
 
     pub(crate) fn fallback(&self) -> Fallback {
@@ -210,26 +255,16 @@ impl Region {
         self.reservation_len
     }
 
-    /// The class for a request, in one table load (see `size_class.rs`).
+    /// See [`HotPath::class_for`].
     #[inline(always)]
     pub(crate) fn class_for(&self, size: usize, align: usize) -> Option<usize> {
-        // SAFETY: both tables were copied into the region in `create` with
-        // these lengths and are never written again.
-        let lookup = unsafe {
-            ClassLookup {
-                by_granule: core::slice::from_raw_parts(self.by_granule, self.by_granule_len),
-                by_align: core::slice::from_raw_parts(self.by_align, self.by_align_len),
-            }
-        };
-        lookup.class_for(size, align)
+        self.hot.class_for(size, align)
     }
 
-    /// The class whose span holds `ptr`, or `None` if `ptr` is not in the
-    /// region's spans (it came from the fallback).
+    /// See [`HotPath::class_of`].
     #[inline(always)]
     pub(crate) fn class_of(&self, ptr: *const u8) -> Option<usize> {
-        let class = (ptr as usize).wrapping_sub(self.spans_base) >> self.span_shift;
-        (class < self.classes).then_some(class)
+        self.hot.class_of(ptr)
     }
 
     /// The shared state of `class`.
@@ -249,6 +284,11 @@ impl Region {
 // SAFETY: the raw pointers point into the region itself, whose shared state
 // is atomics or written once before the region is shared.
 unsafe impl Send for Region {}
+// SAFETY: as for `Region`: the pointers lead to tables written once in
+// `create` and read-only afterwards.
+unsafe impl Send for HotPath {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for HotPath {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Region {}
 

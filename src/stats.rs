@@ -3,9 +3,10 @@
 //! hot path never writes a shared counter — and its `Display` table.
 //!
 //! Each term of the accounting equation is counted on its own: *carved* by
-//! the carver, *on the stack* by the stack, *in caches* by the magazines,
-//! *in use* as allocations minus frees. So [`ClassStats::is_consistent`]
-//! can fail, and the tests rely on that. While other threads work, the
+//! the carver, *on the stack* by the stack's length counter, *in caches* by
+//! the magazines' lengths, *in use* as allocations minus frees (cache hits are
+//! derived from a magazine's block flow, see `MagazineHeader`). So
+//! [`ClassStats::is_consistent`] can fail, and the tests rely on that. While other threads work, the
 //! snapshot is a mix of slightly different moments; when nothing is in
 //! flight it is exact.
 //!
@@ -143,14 +144,15 @@ pub(crate) fn collect(region: &Region) -> Stats {
             let mut allocations = s.uncached_allocations;
             for slot in 0..slots {
                 let m = caches.header(slot, class);
+                let hits = m.hits();
                 // Relaxed: statistics; see the module docs.
                 s.in_caches += u64::from(m.len.load(crate::sync::Ordering::Relaxed));
-                s.cache_hits += load(&m.hits);
+                s.cache_hits += hits;
                 s.cache_misses += load(&m.misses);
                 s.refills += load(&m.refills);
                 s.flushes += load(&m.flushes);
                 s.requested_bytes += load(&m.requested);
-                allocations += load(&m.hits) + load(&m.slow_allocs);
+                allocations += hits + load(&m.refills);
                 frees += load(&m.frees);
             }
             s.allocations = allocations;

@@ -1,8 +1,8 @@
 //! Per-thread caches: one *slot* per cached thread, holding one *magazine*
 //! per class — a bounded array of free blocks that only its thread touches.
 //!
-//! A cache hit is an array pop or push plus two owner-only counter updates
-//! (plain loads and stores, no `lock` prefix). A miss refills half a magazine
+//! A cache hit is an array pop or push plus one owner-only counter update
+//! (a plain load and store, no `lock` prefix). A miss refills half a magazine
 //! from the class's stack with one CAS (or carves fresh blocks); an overflow
 //! flushes the older half to the stack as one pre-linked chain with one CAS.
 //! So the shared line of a class is touched once per batch, not per block.
@@ -25,51 +25,83 @@ use crate::sync::{bump_owned, AtomicU32, AtomicU64, Ordering, ZeroableAtomic};
 
 /// The owner-written head of one magazine: its length and its counters.
 /// Other threads read it (for statistics) with relaxed loads.
+///
+/// The hot path writes one counter per operation: `requested` on a cache-hit
+/// allocation, `frees` on a cache-hit free. Cache hits are derived:
+///
+/// ```text
+/// hits = frees + refilled_blocks - flushed_blocks - refills - len
+/// ```
+///
+/// (blocks in minus blocks out; every successful refill hands out one block
+/// itself).
 #[repr(C, align(64))]
 pub(crate) struct MagazineHeader {
     pub(crate) len: AtomicU32,
-    /// Allocations served from the magazine without a refill.
-    pub(crate) hits: AtomicU64,
     /// Frees taken into the magazine.
     pub(crate) frees: AtomicU64,
-    /// Bytes requested by allocations of this magazine (hits and refills).
+    /// Bytes requested by allocations served from the magazine (cache hits
+    /// and the allocation that triggered each refill).
     pub(crate) requested: AtomicU64,
-    /// Allocations served right after a refill.
-    pub(crate) slow_allocs: AtomicU64,
     /// Allocations that found the magazine empty.
     pub(crate) misses: AtomicU64,
-    /// Successful refills (batches taken from the stack or the carver).
+    /// Successful refills; each one also served one allocation.
     pub(crate) refills: AtomicU64,
     /// Flushes (batches given to the stack).
     pub(crate) flushes: AtomicU64,
+    /// Blocks taken in by refills.
+    pub(crate) refilled_blocks: AtomicU64,
+    /// Blocks given to the stack by flushes.
+    pub(crate) flushed_blocks: AtomicU64,
+}
+
+impl MagazineHeader {
+    /// Allocations served straight from the magazine (see the type's docs).
+    pub(crate) fn hits(&self) -> u64 {
+        // Relaxed: statistics; a snapshot taken while the owner works may be
+        // off by the operation in flight.
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        (load(&self.frees) + load(&self.refilled_blocks))
+            .saturating_sub(load(&self.flushed_blocks) + load(&self.refills) + u64::from(self.len.load(Ordering::Relaxed)))
+    }
 }
 
 impl ZeroableAtomic for MagazineHeader {
     fn zero() -> Self {
         MagazineHeader {
             len: AtomicU32::zero(),
-            hits: AtomicU64::zero(),
             frees: AtomicU64::zero(),
             requested: AtomicU64::zero(),
-            slow_allocs: AtomicU64::zero(),
             misses: AtomicU64::zero(),
             refills: AtomicU64::zero(),
             flushes: AtomicU64::zero(),
+            refilled_blocks: AtomicU64::zero(),
+            flushed_blocks: AtomicU64::zero(),
         }
     }
 }
 
-/// Where the slots are and how they are cut.
+/// Where the slots are and how they are cut. A slot is
+///
+/// ```text
+/// [ header of class 0 | header of class 1 | … ][ blocks of class 0 | blocks of class 1 | … ]
+/// ```
+///
+/// with 64-byte headers and a power-of-two byte stride per class's block
+/// array, so both offsets are shifts of the class index: the free path, which
+/// finds the class from the address, reaches its magazine without a multiply.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct CacheGeometry {
     /// Blocks per magazine (0: caches disabled).
     pub(crate) depth: u32,
     /// Blocks per refill and per flush: half a magazine.
     pub(crate) batch: u32,
-    /// Bytes per magazine: header plus `depth` pointers, in whole lines.
-    pub(crate) class_stride: usize,
-    /// Bytes per slot: one magazine per class, padded so that two threads'
-    /// slots never share a (pair of) cache line(s).
+    /// log2 of the bytes between two classes' block arrays.
+    blocks_shift: u32,
+    /// Bytes of the header array, where the block arrays start.
+    headers_len: usize,
+    /// Bytes per slot, padded so that two threads' slots never share a
+    /// (pair of) cache line(s).
     pub(crate) slot_size: usize,
     /// Number of slots.
     pub(crate) slots: u32,
@@ -78,15 +110,16 @@ pub(crate) struct CacheGeometry {
 impl CacheGeometry {
     pub(crate) fn new(classes: usize, depth: usize, slots: usize) -> Self {
         if depth == 0 {
-            return CacheGeometry { depth: 0, batch: 0, class_stride: 0, slot_size: 0, slots: 0 };
+            return CacheGeometry { depth: 0, batch: 0, blocks_shift: 0, headers_len: 0, slot_size: 0, slots: 0 };
         }
-        let header = core::mem::size_of::<MagazineHeader>();
-        let class_stride = (header + depth * core::mem::size_of::<usize>()).next_multiple_of(64);
+        let headers_len = (classes * core::mem::size_of::<MagazineHeader>()).next_multiple_of(128);
+        let blocks_stride = (depth * core::mem::size_of::<usize>()).next_power_of_two();
         CacheGeometry {
             depth: depth as u32,
             batch: (depth / 2).max(1) as u32,
-            class_stride,
-            slot_size: (classes * class_stride).next_multiple_of(128),
+            blocks_shift: blocks_stride.trailing_zeros(),
+            headers_len,
+            slot_size: (headers_len + classes * blocks_stride).next_multiple_of(128),
             slots: slots as u32,
         }
     }
@@ -94,6 +127,25 @@ impl CacheGeometry {
     /// Bytes of the whole slot area.
     pub(crate) fn area_len(&self) -> usize {
         self.slot_size * self.slots as usize
+    }
+
+    /// The magazine of `class` in `slot`.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is a slot of the area this geometry describes, the calling
+    /// thread owns it (claimed it and has not released it), and `class` is a
+    /// class of the region.
+    #[inline(always)]
+    pub(crate) unsafe fn magazine(self, slot: SlotPtr, class: usize) -> Magazine<'static> {
+        // SAFETY: the slot and class are in range (caller), so the header is
+        // inside the area, initialised, and 64-aligned. The area lives as
+        // long as the region, which the caller keeps alive while it uses the
+        // magazine (the `'static` never escapes a method of the allocator).
+        let base = slot.0.as_ptr();
+        let header = unsafe { &*base.cast::<MagazineHeader>().add(class) };
+        let blocks = base.wrapping_add(self.headers_len + (class << self.blocks_shift)).cast::<NonNull<u8>>();
+        Magazine { header, blocks, depth: self.depth }
     }
 }
 
@@ -178,12 +230,10 @@ impl CacheArea {
     /// lives.
     pub(crate) unsafe fn new(geometry: CacheGeometry, base: *mut u8, classes: usize) -> Self {
         for slot in 0..geometry.slots as usize {
-            for class in 0..classes {
-                let header = base.wrapping_add(slot * geometry.slot_size + class * geometry.class_stride);
-                // SAFETY: inside the zero-filled area (slot < slots, class <
-                // classes), aligned to 64 (strides are multiples of 64).
-                unsafe { crate::sync::init_zeroed_atomics(header.cast::<MagazineHeader>(), 1) };
-            }
+            let headers = base.wrapping_add(slot * geometry.slot_size).cast::<MagazineHeader>();
+            // SAFETY: the header array of a slot inside the zero-filled area,
+            // aligned to 128 (slot sizes are multiples of 128).
+            unsafe { crate::sync::init_zeroed_atomics(headers, classes) };
         }
         CacheArea { geometry, base, map: SlotMap::new() }
     }
@@ -209,15 +259,11 @@ impl CacheArea {
     ///
     /// # Safety
     ///
-    /// The calling thread owns `slot` (claimed it and has not released it),
-    /// and `class` is a class of this region.
+    /// As for [`CacheGeometry::magazine`].
     #[inline(always)]
     pub(crate) unsafe fn magazine(&self, slot: SlotPtr, class: usize) -> Magazine<'_> {
-        // SAFETY: the slot and class are in range (caller), so the header is
-        // inside the area, initialised, and 64-aligned.
-        let header = unsafe { &*slot.0.as_ptr().add(class * self.geometry.class_stride).cast::<MagazineHeader>() };
-        let blocks = (header as *const MagazineHeader).wrapping_add(1).cast::<NonNull<u8>>().cast_mut();
-        Magazine { header, blocks, depth: self.geometry.depth }
+        // SAFETY: forwarded from the caller; the area outlives `&self`.
+        unsafe { self.geometry.magazine(slot, class) }
     }
 
     /// The header of `class` in `slot`, for reading statistics from any
@@ -226,7 +272,7 @@ impl CacheArea {
         let base = self.slot(slot).0.as_ptr();
         // SAFETY: in range (slot < slots by `self.slot`, class < classes by
         // the caller), initialised, and only atomics are read through it.
-        unsafe { &*base.add(class * self.geometry.class_stride).cast::<MagazineHeader>() }
+        unsafe { &*base.cast::<MagazineHeader>().add(class) }
     }
 }
 
@@ -255,7 +301,6 @@ impl Magazine<'_> {
         // SAFETY: `len - 1 < depth`, and entries below `len` hold blocks.
         let block = unsafe { *self.blocks.add(len as usize - 1) };
         self.header.len.store(len - 1, Ordering::Relaxed);
-        bump_owned(&self.header.hits, 1);
         bump_owned(&self.header.requested, requested as u64);
         Some(block)
     }
@@ -299,11 +344,11 @@ impl Magazine<'_> {
             return None;
         }
         bump_owned(&self.header.refills, 1);
+        bump_owned(&self.header.refilled_blocks, u64::from(got));
         // SAFETY: `got >= 1` entries were just written.
         let block = unsafe { *blocks.add(got as usize - 1) };
         // Relaxed: owner-only.
         self.header.len.store(got - 1, Ordering::Relaxed);
-        bump_owned(&self.header.slow_allocs, 1);
         bump_owned(&self.header.requested, requested as u64);
         Some(block)
     }
@@ -360,5 +405,6 @@ impl Magazine<'_> {
         }
         self.header.len.store(len - count, Ordering::Relaxed);
         bump_owned(&self.header.flushes, 1);
+        bump_owned(&self.header.flushed_blocks, u64::from(count));
     }
 }

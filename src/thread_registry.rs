@@ -194,16 +194,17 @@ fn exit_guard_registered() -> bool {
     EXIT_GUARD.try_with(|_| ()).is_ok()
 }
 
-/// The slot the current thread owns in `region`, claiming one on first use;
-/// `None` means: serve this operation from the shared stacks.
+/// The slot the current thread owns in `region` (whose id is `id`),
+/// claiming one on first use; `None` means: serve this operation from the
+/// shared stacks.
 ///
 /// `owner` is `None` only for an immortal region.
 #[inline(always)]
-pub(crate) fn slot_for(region: &Region, owner: Option<&Arc<RegionOwner>>) -> Option<SlotPtr> {
+pub(crate) fn slot_for(id: u64, region: &Region, owner: Option<&Arc<RegionOwner>>) -> Option<SlotPtr> {
     REGISTRY
         .try_with(|r| {
             let front = &r.entries[0];
-            if front.id.get() == region.id() {
+            if front.id.get() == id {
                 return front.slot.get();
             }
             r.find_or_register(region, owner)

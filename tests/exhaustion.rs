@@ -118,18 +118,37 @@ fn error_fallback_refuses_what_no_class_holds() {
 }
 
 #[test]
-fn zero_size_requests_get_a_dangling_aligned_pointer() {
+fn zero_size_requests_get_a_unique_block_or_a_dangling_pointer() {
     let slab = SlabAllocator::builder().profile(lockfree_slab::Profile::Balanced).build().unwrap();
-    for align in [1, 8, 64, 4096, 1 << 16] {
+    // Alignments a class can give: a unique block of the smallest such class.
+    let live = LiveSet::new();
+    let mut blocks = Vec::new();
+    for align in [1, 8, 64] {
         let l = layout(0, align);
-        let p = slab.allocate(l).expect("zero-size requests always succeed");
+        for _ in 0..3 {
+            let p = slab.allocate(l).expect("zero-size requests succeed");
+            assert_eq!(p.as_ptr() as usize % align, 0);
+            assert_eq!(slab.usable_size(p), Some(64));
+            live.insert(p.as_ptr() as usize);
+            blocks.push((p, l));
+        }
+    }
+    assert_eq!(slab.stats().totals.in_use, 9);
+    for (p, l) in blocks {
+        // SAFETY: allocated above with `l`.
+        unsafe { slab.deallocate(p, l) };
+    }
+    // Alignments no class gives: a dangling, aligned pointer, no memory.
+    for align in [4096, 1 << 16] {
+        let l = layout(0, align);
+        let p = slab.allocate(l).expect("zero-size requests succeed");
         assert_eq!(p.as_ptr() as usize % align, 0);
-        assert!(!slab.owns(p.as_ptr()), "a zero-size request used pool memory");
+        assert!(!slab.owns(p.as_ptr()));
         // SAFETY: allocated above with `l`; a no-op.
         unsafe { slab.deallocate(p, l) };
     }
     let stats = slab.stats();
-    assert_eq!(stats.totals.allocations, 0);
+    assert_eq!(stats.totals.in_use, 0);
     assert_eq!(stats.oversize_fallbacks + stats.oversize_refused, 0);
 }
 

@@ -59,10 +59,6 @@ fn run(ops: Vec<Op>, fallback: Fallback, depth: usize) -> Result<(), TestCaseErr
                 let class = slab.class_size_for(layout).map(|s| classes.iter().position(|&c| c == s).unwrap());
                 let pool_has_room = class.is_some_and(|c| in_use[c] < capacity[c]);
                 let result = slab.allocate(layout);
-                if size == 0 {
-                    prop_assert!(result.is_ok());
-                    continue;
-                }
                 match (fallback, pool_has_room, result) {
                     (_, true, Ok(ptr)) => {
                         let c = class.unwrap();
