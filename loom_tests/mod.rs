@@ -57,14 +57,14 @@ where
 
 /// A stack over `capacity` blocks with its own link array.
 pub(crate) struct StackFixture {
-    _links: Box<[AtomicU32]>,
+    _links: Vec<AtomicU32>,
     pub(crate) stack: TaggedStack,
 }
 
 impl StackFixture {
     /// An empty stack; then `on_stack` is pushed in order (the last on top).
     pub(crate) fn new(capacity: u32, on_stack: &[u32]) -> Self {
-        let links: Box<[AtomicU32]> = (0..capacity).map(|_| AtomicU32::new(NIL)).collect();
+        let links: Vec<AtomicU32> = (0..capacity).map(|_| AtomicU32::new(NIL)).collect();
         // SAFETY: `links` holds `capacity` atomics and lives next to the
         // stack, in the same fixture, for as long as the stack.
         let stack = unsafe { TaggedStack::new(links.as_ptr(), capacity) };
@@ -90,8 +90,8 @@ impl StackFixture {
 
 /// One class's pool (stack, carver, geometry) over a private span.
 pub(crate) struct PoolFixture {
-    _span: Box<[u128]>,
-    _links: Box<[AtomicU32]>,
+    _span: Vec<u128>,
+    _links: Vec<AtomicU32>,
     pub(crate) pool: ClassPool,
 }
 
@@ -99,11 +99,11 @@ impl PoolFixture {
     /// A fresh pool of `capacity` blocks of 16 bytes: nothing carved yet.
     pub(crate) fn new(capacity: u32) -> Self {
         // u128 keeps every 16-byte block 16-aligned.
-        let span: Box<[u128]> = vec![0u128; capacity as usize].into_boxed_slice();
-        let links: Box<[AtomicU32]> = (0..capacity).map(|_| AtomicU32::new(NIL)).collect();
+        let mut span: Vec<u128> = vec![0u128; capacity as usize];
+        let links: Vec<AtomicU32> = (0..capacity).map(|_| AtomicU32::new(NIL)).collect();
         // SAFETY: the span holds `capacity` 16-byte blocks and the link array
         // `capacity` atomics; both live in the fixture next to the pool.
-        let pool = unsafe { ClassPool::new(16, capacity, span.as_ptr() as usize, links.as_ptr()) };
+        let pool = unsafe { ClassPool::new(16, capacity, span.as_mut_ptr().cast::<u8>(), links.as_ptr()) };
         PoolFixture { _span: span, _links: links, pool }
     }
 }

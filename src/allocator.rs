@@ -301,3 +301,98 @@ fn dangling(layout: Layout) -> NonNull<u8> {
     // SAFETY: an alignment is a non-zero power of two.
     unsafe { NonNull::new_unchecked(core::ptr::without_provenance_mut(layout.align())) }
 }
+
+#[cfg(all(test, not(lockfree_slab_loom)))]
+mod tests {
+    //! Small pools, so Miri can run them too.
+
+    use super::*;
+
+    fn tiny(depth: usize, fallback: Fallback) -> SlabAllocator {
+        SlabAllocator::builder()
+            .size_classes(&[16, 64])
+            .capacity(16 * 8 + 64 * 8)
+            .split(&[20, 80])
+            .cache_depth(depth)
+            .max_cached_threads(2)
+            .fallback(fallback)
+            .build()
+            .unwrap()
+    }
+
+    fn l(size: usize) -> Layout {
+        Layout::from_size_align(size, 8).unwrap()
+    }
+
+    #[test]
+    fn blocks_are_distinct_writable_and_reused() {
+        for depth in [0, 2, 4] {
+            let slab = tiny(depth, Fallback::Error);
+            let cap = slab.stats().classes[0].capacity as usize;
+            let blocks: Vec<_> = (0..cap).map(|_| slab.allocate(l(16)).unwrap()).collect();
+            for (i, p) in blocks.iter().enumerate() {
+                // SAFETY: each block is 16 bytes and ours.
+                unsafe { p.as_ptr().write_bytes(i as u8, 16) };
+            }
+            for (i, p) in blocks.iter().enumerate() {
+                // SAFETY: as above; the blocks do not overlap, so each still
+                // holds its own byte.
+                assert_eq!(unsafe { *p.as_ptr().add(15) }, i as u8);
+            }
+            assert!(slab.allocate(l(16)).is_err());
+            for p in &blocks {
+                // SAFETY: allocated above with l(16), freed once.
+                unsafe { slab.deallocate(*p, l(16)) };
+            }
+            let again = slab.allocate(l(16)).unwrap();
+            assert!(blocks.contains(&again));
+            // SAFETY: allocated above.
+            unsafe { slab.deallocate(again, l(16)) };
+            slab.flush_thread_cache();
+            let stats = slab.stats();
+            assert!(stats.is_consistent(), "{stats}");
+            assert_eq!(stats.classes[0].free_in_stack, cap as u64);
+        }
+    }
+
+    #[test]
+    fn fallback_blocks_go_back_to_the_system() {
+        let slab = tiny(2, Fallback::System);
+        let big = slab.allocate(l(100)).unwrap();
+        assert!(!slab.owns(big.as_ptr()));
+        // SAFETY: 100 bytes, ours.
+        unsafe { big.as_ptr().write_bytes(7, 100) };
+        // SAFETY: allocated above with l(100).
+        unsafe { slab.deallocate(big, l(100)) };
+        assert_eq!(slab.stats().oversize_fallbacks, 1);
+    }
+
+    #[test]
+    fn two_threads_share_one_allocator() {
+        let slab = std::sync::Arc::new(tiny(2, Fallback::Error));
+        let handles: Vec<_> = (0..2)
+            .map(|t| {
+                let slab = slab.clone();
+                std::thread::spawn(move || {
+                    for i in 0..20u8 {
+                        if let Ok(p) = slab.allocate(l(64)) {
+                            // SAFETY: 64 bytes, ours until freed below.
+                            unsafe {
+                                p.as_ptr().write_bytes(i ^ t, 64);
+                                assert_eq!(*p.as_ptr().add(63), i ^ t);
+                                slab.deallocate(p, l(64));
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let stats = slab.stats();
+        assert!(stats.is_consistent(), "{stats}");
+        assert_eq!(stats.totals.in_use, 0);
+        assert_eq!(stats.totals.in_caches, 0, "exited threads flushed their caches");
+    }
+}

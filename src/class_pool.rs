@@ -68,13 +68,21 @@ pub(crate) struct ClassPool {
     block_size: usize,
     /// Blocks this class may carve: its share of the capacity.
     capacity: u32,
-    /// Address of block 0.
-    span_base: usize,
+    /// Block 0: a pointer derived from the region's reservation, so block
+    /// pointers carry its provenance (Miri checks this with strict
+    /// provenance).
+    span_base: *mut u8,
     divisor: ExactDivisor,
     pub(crate) stack: TaggedStack,
     pub(crate) carver: Carver,
     pub(crate) counters: CachePadded<SharedCounters>,
 }
+
+// SAFETY: the shared state is atomics (stack, carver, counters); the rest,
+// `span_base` included, is written once in `new` and only read afterwards.
+unsafe impl Send for ClassPool {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for ClassPool {}
 
 impl ClassPool {
     /// # Safety
@@ -85,7 +93,7 @@ impl ClassPool {
     pub(crate) unsafe fn new(
         block_size: usize,
         capacity: u32,
-        span_base: usize,
+        span_base: *mut u8,
         links: *const AtomicU32,
     ) -> Self {
         ClassPool {
@@ -113,17 +121,17 @@ impl ClassPool {
     #[inline(always)]
     pub(crate) fn address_of(&self, index: u32) -> NonNull<u8> {
         debug_assert!(index < self.capacity);
-        let addr = self.span_base + index as usize * self.block_size;
-        // SAFETY: span_base is a non-null address inside the region, and
-        // adding a block offset inside the span cannot reach 0.
-        unsafe { NonNull::new_unchecked(addr as *mut u8) }
+        let block = self.span_base.wrapping_add(index as usize * self.block_size);
+        // SAFETY: span_base is a non-null pointer into the region, and a
+        // block offset inside the span cannot wrap it to 0.
+        unsafe { NonNull::new_unchecked(block) }
     }
 
     /// The index of the block at `addr`, which must be the start of a block
     /// of this class (a pointer this pool handed out).
     #[inline(always)]
     pub(crate) fn index_of(&self, addr: NonNull<u8>) -> u32 {
-        let offset = (addr.as_ptr() as usize).wrapping_sub(self.span_base);
+        let offset = (addr.as_ptr() as usize).wrapping_sub(self.span_base as usize);
         let index = self.divisor.divide(offset);
         debug_assert!(
             index < self.capacity as usize && index * self.block_size == offset,

@@ -170,7 +170,7 @@ impl Region {
             for (class, (&size, &blocks)) in config.classes.iter().zip(&config.blocks).enumerate() {
                 let links = at(layout.links[class]).cast::<AtomicU32>();
                 crate::sync::init_zeroed_atomics(links, blocks as usize);
-                let span_base = spans_base + (class << layout.span_shift);
+                let span_base = at(layout.meta_len + (class << layout.span_shift));
                 pools.add(class).write(ClassPool::new(size, blocks, span_base, links));
             }
             let caches = CacheArea::new(cache, at(layout.slots), n);
@@ -200,7 +200,7 @@ impl Region {
             if config.populate {
                 os::populate(base.as_ptr(), layout.meta_len);
                 for (class, (&size, &blocks)) in config.classes.iter().zip(&config.blocks).enumerate() {
-                    os::populate((spans_base + (class << layout.span_shift)) as *mut u8, size * blocks as usize);
+                    os::populate(at(layout.meta_len + (class << layout.span_shift)), size * blocks as usize);
                 }
             }
             Ok(region)

@@ -285,12 +285,14 @@ mod tests {
     use std::sync::Arc;
 
     struct Fixture {
-        _links: Box<[AtomicU32]>,
+        // A Vec, not a Box: moving a Box into the fixture would retag it as
+        // unique and (under Stacked Borrows) invalidate the stack's pointer.
+        _links: Vec<AtomicU32>,
         stack: TaggedStack,
     }
 
     fn fixture(capacity: u32) -> Fixture {
-        let links: Box<[AtomicU32]> = (0..capacity).map(|_| AtomicU32::new(0)).collect();
+        let links: Vec<AtomicU32> = (0..capacity).map(|_| AtomicU32::new(0)).collect();
         // SAFETY: `links` holds `capacity` atomics and lives in the fixture
         // next to the stack.
         let stack = unsafe { TaggedStack::new(links.as_ptr(), capacity) };
@@ -340,9 +342,11 @@ mod tests {
         let mut got = [NIL; 3];
         assert_eq!(f.stack.pop_batch(3, |pos, idx| got[pos as usize] = idx), 3);
         assert_eq!(got, [2, 3, 4]);
-        let mut rest = vec![];
-        assert_eq!(f.stack.pop_batch(10, |_, idx| rest.push(idx)), 1);
-        assert_eq!(rest, vec![9]);
+        // The sink writes by position: a retried walk (a failed, possibly
+        // spurious, weak CAS) overwrites the same positions.
+        let mut rest = [NIL; 10];
+        assert_eq!(f.stack.pop_batch(10, |pos, idx| rest[pos as usize] = idx), 1);
+        assert_eq!(rest[0], 9);
         assert_eq!(f.stack.pop_batch(10, |_, _| unreachable!()), 0);
     }
 
