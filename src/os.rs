@@ -136,3 +136,28 @@ mod imp {
 }
 
 pub(crate) use imp::{populate, release, reserve};
+
+#[cfg(all(test, not(any(miri, lockfree_slab_loom))))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserve_populate_release() {
+        let len = 64 * PAGE;
+        let base = reserve(len).expect("a small reservation");
+        assert_eq!(base.as_ptr() as usize % PAGE, 0);
+        // SAFETY: inside the fresh reservation.
+        unsafe {
+            populate(base.as_ptr(), len);
+            assert_eq!(*base.as_ptr().add(len - 1), 0, "fresh memory reads as zero");
+            base.as_ptr().add(10 * PAGE).write(7);
+            release(base, len);
+        }
+    }
+
+    #[test]
+    fn an_impossible_reservation_is_an_error_not_a_panic() {
+        let err = reserve(usize::MAX / 2).expect_err("no machine has that much address space");
+        assert_ne!(err.errno, 0);
+    }
+}

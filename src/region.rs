@@ -328,3 +328,53 @@ pub(crate) fn load(counter: &AtomicU64) -> u64 {
     // Relaxed: a statistic.
     counter.load(Ordering::Relaxed)
 }
+
+#[cfg(all(test, not(lockfree_slab_loom)))]
+mod tests {
+    use super::*;
+    use crate::config::Builder;
+
+    fn with_region(builder: Builder, check: impl FnOnce(&Region)) {
+        let config = builder.validate().unwrap();
+        let region = Region::create(&config).unwrap();
+        // SAFETY: just created; destroyed once below, after the last use.
+        check(unsafe { region.as_ref() });
+        // SAFETY: nothing from the region is used after this.
+        unsafe { Region::destroy(region) };
+    }
+
+    #[test]
+    fn every_block_maps_back_to_its_class_and_nothing_else_does() {
+        let builder = Builder::new().size_classes(&[16, 48, 4096]).capacity(48 * 1024).cache_depth(0);
+        with_region(builder, |r| {
+            for (class, pool) in r.pools().iter().enumerate() {
+                let first = pool.address_of(0);
+                let last = pool.address_of(pool.capacity() - 1);
+                assert_eq!(r.class_of(first.as_ptr()), Some(class));
+                assert_eq!(r.class_of(last.as_ptr().wrapping_add(pool.block_size() - 1)), Some(class));
+                assert_eq!(pool.index_of(last), pool.capacity() - 1);
+                assert_eq!(first.as_ptr() as usize % crate::size_class::natural_alignment(pool.block_size()), 0);
+            }
+            let first = r.pool(0).address_of(0).as_ptr();
+            assert_eq!(r.class_of(first.wrapping_sub(1)), None, "metadata is not a class");
+            let past_last = r.pool(2).address_of(0).as_ptr().wrapping_add(1 << 30);
+            assert_eq!(r.class_of(past_last), None);
+            assert_eq!(r.class_of(core::ptr::null()), None);
+        });
+    }
+
+    #[test]
+    fn spans_are_equal_powers_of_two_and_do_not_overlap() {
+        let builder = Builder::new().size_classes(&[64, 256, 1024]).split(&[60, 30, 10]).capacity(1 << 20).cache_depth(4);
+        with_region(builder, |r| {
+            let bases: Vec<usize> = r.pools().iter().map(|p| p.address_of(0).as_ptr() as usize).collect();
+            let span = bases[1] - bases[0];
+            assert!(span.is_power_of_two());
+            assert_eq!(bases[2] - bases[1], span);
+            for pool in r.pools() {
+                assert!(pool.block_size() * pool.capacity() as usize <= span);
+            }
+            assert!(r.reserved_bytes() >= 3 * span);
+        });
+    }
+}

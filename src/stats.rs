@@ -237,3 +237,37 @@ impl fmt::Display for Stats {
         )
     }
 }
+
+#[cfg(all(test, not(lockfree_slab_loom)))]
+mod tests {
+    use super::*;
+
+    fn class(carved: u64, in_use: u64, stack: u64, caches: u64) -> ClassStats {
+        ClassStats { block_size: 64, capacity: 100, carved, in_use, free_in_stack: stack, in_caches: caches, ..Default::default() }
+    }
+
+    #[test]
+    fn consistency_is_the_accounting_equation() {
+        assert!(class(10, 4, 5, 1).is_consistent());
+        assert!(!class(10, 4, 5, 0).is_consistent(), "a lost block must show");
+        assert!(!class(10, 5, 5, 1).is_consistent(), "a duplicated block must show");
+    }
+
+    #[test]
+    fn fragmentation_is_the_share_lost_to_rounding() {
+        let c = ClassStats { requested_bytes: 48, handed_out_bytes: 64, ..Default::default() };
+        assert!((c.internal_fragmentation() - 0.25).abs() < 1e-9);
+        assert_eq!(ClassStats::default().internal_fragmentation(), 0.0);
+    }
+
+    #[test]
+    fn the_table_lists_active_classes_and_totals() {
+        let mut s = Stats { classes: vec![class(10, 4, 5, 1), ClassStats { block_size: 128, ..Default::default() }], ..Default::default() };
+        s.totals = class(10, 4, 5, 1);
+        let text = s.to_string();
+        assert!(text.contains("class") && text.contains("in use") && text.contains("total"));
+        assert!(text.contains("64 B"), "{text}");
+        assert!(!text.contains("128 B"), "idle classes are left out:\n{text}");
+        assert_eq!(human(3 << 20), "3.0 MiB");
+    }
+}

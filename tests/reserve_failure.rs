@@ -1,0 +1,34 @@
+//! `mmap` failure is a typed error, not a panic: with the process's address
+//! space limited (RLIMIT_AS), building a pool that does not fit answers
+//! `ConfigError::ReserveFailed` with a message that says what to change.
+//!
+//! Its own test binary, because the limit applies to the whole process.
+//! (Not run under ThreadSanitizer, whose shadow memory needs the address
+//! space.)
+
+use lockfree_slab::{ConfigError, SlabAllocator};
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_refused_reservation_is_a_config_error() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut limit), 0);
+        // Leave room for the test harness, but not for a 64 GiB pool.
+        let cap: libc::rlim_t = 16 << 30;
+        limit.rlim_cur = if limit.rlim_max == libc::RLIM_INFINITY { cap } else { limit.rlim_max.min(cap) };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &limit), 0);
+    }
+    let err = SlabAllocator::builder().size_classes(&[64]).capacity(64 << 30).build().unwrap_err();
+    match err {
+        ConfigError::ReserveFailed { bytes, errno } => {
+            assert!(bytes >= 64 << 30);
+            assert_eq!(errno, libc::ENOMEM);
+        }
+        other => panic!("expected ReserveFailed, got {other:?}"),
+    }
+    assert!(err.to_string().contains("lower `capacity`"), "{err}");
+    // A pool that fits still builds.
+    SlabAllocator::builder().size_classes(&[64]).capacity(1 << 20).build().expect("a small pool fits");
+}
