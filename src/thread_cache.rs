@@ -408,3 +408,39 @@ impl Magazine<'_> {
         bump_owned(&self.header.flushed_blocks, u64::from(count));
     }
 }
+
+#[cfg(all(test, not(lockfree_slab_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_uses_shifts_and_keeps_slots_apart() {
+        let g = CacheGeometry::new(44, 64, 8);
+        assert_eq!(g.batch, 32);
+        assert_eq!(1usize << g.blocks_shift, 512);
+        assert_eq!(g.headers_len % 128, 0);
+        assert_eq!(g.slot_size % 128, 0);
+        assert!(g.slot_size >= g.headers_len + 44 * 512);
+        let odd = CacheGeometry::new(3, 6, 1);
+        assert_eq!((odd.depth, odd.batch), (6, 3));
+        assert_eq!(1usize << odd.blocks_shift, 64, "6 pointers round up to a 64-byte stride");
+        assert_eq!(CacheGeometry::new(3, 0, 8).area_len(), 0, "depth 0 disables caches");
+    }
+
+    #[test]
+    fn slot_map_hands_out_each_slot_once_and_takes_it_back() {
+        let map = SlotMap::new();
+        let slots = 70; // spans two words, the second one partly
+        let mut got: Vec<u32> = (0..slots).map(|_| map.claim(slots).expect("a free slot")).collect();
+        assert_eq!(map.claim(slots), None, "all {slots} slots are taken");
+        got.sort_unstable();
+        assert_eq!(got, (0..slots).collect::<Vec<_>>());
+        assert_eq!(map.claimed(), slots);
+        assert_eq!(map.high_water(), slots);
+        map.release(65);
+        assert_eq!(map.claim(slots), Some(65));
+        map.release(3);
+        map.release(65);
+        assert_eq!(map.claimed(), slots - 2);
+    }
+}
