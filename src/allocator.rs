@@ -56,8 +56,9 @@ impl SlabAllocator {
         unsafe { self.region.as_ref() }
     }
 
-    /// The current thread's cache slot (see `thread_registry.rs`).
-    #[inline(always)]
+    /// The current thread's cache slot, looked up or claimed (see
+    /// `thread_registry.rs`); the cold half of the lookup.
+    #[inline]
     fn slot(&self) -> Option<SlotPtr> {
         thread_registry::slot_for(self.hot.id, self.region(), Some(&self.owner))
     }
@@ -79,14 +80,16 @@ impl SlabAllocator {
     /// Never panics.
     #[inline]
     pub fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        // Every way off the hot path is a tail call to a cold function, so
+        // this one needs no stack frame when it is not inlined.
         let Some(class) = self.hot.class_for(layout.size(), layout.align()) else {
             return self.allocate_unclassed(layout);
         };
-        let Some(slot) = self.slot() else {
-            return self.allocate_uncached(class, layout);
+        let Some(slot) = thread_registry::front_slot(self.hot.id) else {
+            return self.allocate_lookup(class, layout);
         };
-        // SAFETY: `slot` is this thread's own slot of this region (from
-        // `slot_for`); `class` is one of the region's classes.
+        // SAFETY: `slot` is this thread's own slot of this region (the front
+        // entry of its registry matched our id); `class` is one of ours.
         let magazine = unsafe { self.hot.cache.magazine(slot, class) };
         match magazine.pop(layout.size()) {
             Some(block) => Ok(block),
@@ -110,14 +113,50 @@ impl SlabAllocator {
             // fallback (or a zero-size dangling pointer).
             return unsafe { self.deallocate_unclassed(ptr, layout) };
         };
-        let Some(slot) = self.slot() else {
+        let Some(slot) = thread_registry::front_slot(self.hot.id) else {
             // SAFETY: `ptr` is a block of `class` being freed (caller).
-            return unsafe { self.deallocate_uncached(class, ptr) };
+            return unsafe { self.deallocate_lookup(class, ptr) };
         };
         // SAFETY: this thread's own slot; `class` from the address.
         let magazine = unsafe { self.hot.cache.magazine(slot, class) };
         if !magazine.push(ptr) {
             // SAFETY: `ptr` is a block of `class` being freed.
+            unsafe { self.deallocate_flush(slot, class, ptr) };
+        }
+    }
+
+    /// The front thread-local entry is another allocator's (or says "no
+    /// slot"): look the slot up, claim one if needed, then allocate.
+    #[cold]
+    #[inline(never)]
+    fn allocate_lookup(&self, class: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let Some(slot) = self.slot() else {
+            return self.allocate_uncached(class, layout);
+        };
+        // SAFETY: `slot_for` returned this thread's own slot of this region.
+        let magazine = unsafe { self.hot.cache.magazine(slot, class) };
+        match magazine.pop(layout.size()) {
+            Some(block) => Ok(block),
+            None => self.allocate_refill(slot, class, layout),
+        }
+    }
+
+    /// As [`allocate_lookup`](Self::allocate_lookup), for a free.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is a block of `class` that the caller is freeing.
+    #[cold]
+    #[inline(never)]
+    unsafe fn deallocate_lookup(&self, class: usize, ptr: NonNull<u8>) {
+        let Some(slot) = self.slot() else {
+            // SAFETY: forwarded from the caller.
+            return unsafe { self.deallocate_uncached(class, ptr) };
+        };
+        // SAFETY: `slot_for` returned this thread's own slot of this region.
+        let magazine = unsafe { self.hot.cache.magazine(slot, class) };
+        if !magazine.push(ptr) {
+            // SAFETY: forwarded from the caller.
             unsafe { self.deallocate_flush(slot, class, ptr) };
         }
     }

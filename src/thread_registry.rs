@@ -194,12 +194,30 @@ fn exit_guard_registered() -> bool {
     EXIT_GUARD.try_with(|_| ()).is_ok()
 }
 
+/// The slot of the current thread's most recently used allocator, if that
+/// is the region `id`: the whole hot-path lookup, one thread-local load and
+/// one compare. `None` sends the caller to [`slot_for`] on its cold path.
+#[inline(always)]
+pub(crate) fn front_slot(id: u64) -> Option<SlotPtr> {
+    REGISTRY
+        .try_with(|r| {
+            let front = &r.entries[0];
+            if front.id.get() == id {
+                front.slot.get()
+            } else {
+                None
+            }
+        })
+        .ok()
+        .flatten()
+}
+
 /// The slot the current thread owns in `region` (whose id is `id`),
 /// claiming one on first use; `None` means: serve this operation from the
 /// shared stacks.
 ///
 /// `owner` is `None` only for an immortal region.
-#[inline(always)]
+#[inline]
 pub(crate) fn slot_for(id: u64, region: &Region, owner: Option<&Arc<RegionOwner>>) -> Option<SlotPtr> {
     REGISTRY
         .try_with(|r| {
