@@ -90,6 +90,18 @@ impl SlabAllocator {
         };
         // SAFETY: `slot` is this thread's own slot of this region (the front
         // entry of its registry matched our id); `class` is one of ours.
+        unsafe { self.allocate_in(slot, class, layout) }
+    }
+
+    /// A cache hit from `slot`'s magazine of `class`, or a refill.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is the calling thread's own slot of this region and `class` is
+    /// one of its classes.
+    #[inline(always)]
+    unsafe fn allocate_in(&self, slot: SlotPtr, class: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: forwarded from the caller.
         let magazine = unsafe { self.hot.cache.magazine(slot, class) };
         match magazine.pop(layout.size()) {
             Some(block) => Ok(block),
@@ -117,10 +129,23 @@ impl SlabAllocator {
             // SAFETY: `ptr` is a block of `class` being freed (caller).
             return unsafe { self.deallocate_lookup(class, ptr) };
         };
-        // SAFETY: this thread's own slot; `class` from the address.
+        // SAFETY: this thread's own slot; `class` from the address; `ptr`
+        // is being freed (caller).
+        unsafe { self.deallocate_in(slot, class, ptr) }
+    }
+
+    /// A cache hit into `slot`'s magazine of `class`, or a flush.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is the calling thread's own slot of this region, and `ptr` is
+    /// a block of `class` that the caller is freeing.
+    #[inline(always)]
+    unsafe fn deallocate_in(&self, slot: SlotPtr, class: usize, ptr: NonNull<u8>) {
+        // SAFETY: forwarded from the caller.
         let magazine = unsafe { self.hot.cache.magazine(slot, class) };
         if !magazine.push(ptr) {
-            // SAFETY: `ptr` is a block of `class` being freed.
+            // SAFETY: forwarded from the caller.
             unsafe { self.deallocate_flush(slot, class, ptr) };
         }
     }
@@ -134,11 +159,7 @@ impl SlabAllocator {
             return self.allocate_uncached(class, layout);
         };
         // SAFETY: `slot_for` returned this thread's own slot of this region.
-        let magazine = unsafe { self.hot.cache.magazine(slot, class) };
-        match magazine.pop(layout.size()) {
-            Some(block) => Ok(block),
-            None => self.allocate_refill(slot, class, layout),
-        }
+        unsafe { self.allocate_in(slot, class, layout) }
     }
 
     /// As [`allocate_lookup`](Self::allocate_lookup), for a free.
@@ -153,12 +174,9 @@ impl SlabAllocator {
             // SAFETY: forwarded from the caller.
             return unsafe { self.deallocate_uncached(class, ptr) };
         };
-        // SAFETY: `slot_for` returned this thread's own slot of this region.
-        let magazine = unsafe { self.hot.cache.magazine(slot, class) };
-        if !magazine.push(ptr) {
-            // SAFETY: forwarded from the caller.
-            unsafe { self.deallocate_flush(slot, class, ptr) };
-        }
+        // SAFETY: `slot_for` returned this thread's own slot of this region;
+        // the rest is forwarded from the caller.
+        unsafe { self.deallocate_in(slot, class, ptr) }
     }
 
     #[cold]

@@ -5,7 +5,6 @@
 mod common;
 
 use std::alloc::Layout;
-use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::thread;
 
@@ -79,61 +78,6 @@ fn an_exiting_thread_returns_its_cached_blocks() {
     assert_eq!(stats.classes[0].in_caches, 0, "the exited thread kept blocks:\n{stats}");
     assert_eq!(stats.classes[0].free_in_stack, stats.classes[0].carved);
     assert_eq!(stats.cached_threads, 0, "the exited thread kept its slot");
-}
-
-/// Whether `addr` lies in any mapping of this process.
-fn is_mapped(addr: usize) -> bool {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    maps.lines().any(|line| {
-        let range = line.split_whitespace().next().unwrap();
-        let (lo, hi) = range.split_once('-').unwrap();
-        let (lo, hi) = (usize::from_str_radix(lo, 16).unwrap(), usize::from_str_radix(hi, 16).unwrap());
-        (lo..hi).contains(&addr)
-    })
-}
-
-#[test]
-#[cfg_attr(miri, ignore = "reads /proc/self/maps")]
-fn dropping_the_allocator_while_another_thread_caches_for_it() {
-    let slab = small(Fallback::Error);
-    let (to_worker, worker_rx) = mpsc::channel::<()>();
-    let (to_main, main_rx) = mpsc::channel::<usize>();
-    let slab = Arc::new(slab);
-    let worker = {
-        let slab = slab.clone();
-        thread::spawn(move || {
-            let blocks: Vec<_> = (0..8).map(|_| slab.allocate(L32).unwrap()).collect();
-            let addr = blocks[0].as_ptr() as usize;
-            for p in blocks {
-                // SAFETY: allocated above with L32.
-                unsafe { slab.deallocate(p, L32) };
-            }
-            drop(slab); // the worker's cache stays registered
-            to_main.send(addr).unwrap();
-            worker_rx.recv().unwrap();
-            // Now exit: the exit flush must notice the allocator is gone.
-        })
-    };
-    let addr = main_rx.recv().unwrap();
-    assert!(is_mapped(addr));
-    assert_eq!(Arc::strong_count(&slab), 1);
-    drop(slab);
-    assert!(!is_mapped(addr), "the region outlived its allocator");
-    to_worker.send(()).unwrap();
-    worker.join().expect("the exit flush of a dropped allocator must not crash");
-}
-
-#[test]
-#[cfg_attr(miri, ignore = "reads /proc/self/maps")]
-fn the_region_is_unmapped_on_drop() {
-    let slab = small(Fallback::Error);
-    let p = slab.allocate(L32).unwrap();
-    let addr = p.as_ptr() as usize;
-    // SAFETY: allocated above.
-    unsafe { slab.deallocate(p, L32) };
-    assert!(is_mapped(addr));
-    drop(slab);
-    assert!(!is_mapped(addr));
 }
 
 #[test]
