@@ -32,7 +32,7 @@ fn mixed_bench(c: &mut Criterion) {
     #[cfg(not(target_env = "msvc"))]
     let je = Arc::new(Peer(Jemalloc));
     let mut g = c.benchmark_group("mixed");
-    for threads in [cores] {
+    for threads in [cores, 2 * cores] {
         bench(&mut g, SLAB, threads, &slab);
         bench(&mut g, SYSTEM, threads, &system);
         bench(&mut g, MIMALLOC, threads, &mi);

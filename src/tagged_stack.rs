@@ -261,14 +261,14 @@ impl TaggedStack {
     }
 
     /// The current head (for tests and models).
-    #[cfg(any(test, lockfree_slab_loom))]
+    #[cfg(test)]
     pub(crate) fn head(&self) -> Head {
         Head::unpack(self.head.word.load(Ordering::Acquire))
     }
 
     /// A compare-and-swap on the head exactly as a pop does it, for the ABA
     /// model: `Ok` if `expected` was still the head.
-    #[cfg(any(test, lockfree_slab_loom))]
+    #[cfg(test)]
     pub(crate) fn try_replace_head(&self, expected: Head, next: u32) -> Result<(), Head> {
         self.head
             .word

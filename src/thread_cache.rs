@@ -138,11 +138,11 @@ impl CacheGeometry {
     /// class of the region.
     #[inline(always)]
     pub(crate) unsafe fn magazine(self, slot: SlotPtr, class: usize) -> Magazine<'static> {
+        let base = slot.0.as_ptr();
         // SAFETY: the slot and class are in range (caller), so the header is
         // inside the area, initialised, and 64-aligned. The area lives as
         // long as the region, which the caller keeps alive while it uses the
         // magazine (the `'static` never escapes a method of the allocator).
-        let base = slot.0.as_ptr();
         let header = unsafe { &*base.cast::<MagazineHeader>().add(class) };
         let blocks = base.wrapping_add(self.headers_len + (class << self.blocks_shift)).cast::<NonNull<u8>>();
         Magazine { header, blocks, depth: self.depth }

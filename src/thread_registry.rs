@@ -56,13 +56,15 @@ struct Entry {
 }
 
 impl Entry {
-    const EMPTY: Entry = Entry {
+    const fn empty() -> Entry {
+        Entry {
         id: Cell::new(0),
         region: Cell::new(core::ptr::null()),
         slot: Cell::new(None),
         owner: Cell::new(core::ptr::null()),
         retry: Cell::new(0),
-    };
+        }
+    }
 
     fn swap(&self, other: &Entry) {
         self.id.swap(&other.id);
@@ -82,7 +84,7 @@ struct Registry {
 
 impl Registry {
     const fn new() -> Self {
-        Registry { entries: [Entry::EMPTY; ENTRIES], closed: Cell::new(false) }
+        Registry { entries: [const { Entry::empty() }; ENTRIES], closed: Cell::new(false) }
     }
 
     #[cold]

@@ -381,9 +381,11 @@ pub struct Samples {
 }
 
 impl Samples {
+    #[allow(clippy::slow_vector_initialization)] // the touch is the point, see below
     pub fn with_capacity(n: usize) -> Self {
         let mut ticks = Vec::with_capacity(n);
-        // Touch the buffer so that recording takes no page faults.
+        // Touch the buffer so that recording takes no page faults (`vec![0;
+        // n]` would come from calloc's untouched zero pages).
         ticks.resize(n, 0);
         ticks.clear();
         Samples { ticks }
@@ -468,9 +470,14 @@ pub fn batch<A: BenchAlloc + ?Sized, P: Probe>(a: &A, l: Layout, slots: &mut [*m
     }
     black_box(&mut *slots);
     match order {
-        // SAFETY (both arms): each slot holds a live block of `l`, freed once.
-        Order::Lifo => slots.iter().rev().for_each(|&p| unsafe { dealloc_p(a, p, l, probe) }),
-        Order::Fifo => slots.iter().for_each(|&p| unsafe { dealloc_p(a, p, l, probe) }),
+        Order::Lifo => slots.iter().rev().for_each(|&p| {
+            // SAFETY: each slot holds a live block of `l`, freed once.
+            unsafe { dealloc_p(a, p, l, probe) }
+        }),
+        Order::Fifo => slots.iter().for_each(|&p| {
+            // SAFETY: as above.
+            unsafe { dealloc_p(a, p, l, probe) }
+        }),
     }
 }
 
