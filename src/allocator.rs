@@ -1,42 +1,103 @@
 //! [`SlabAllocator`]: ties the region, the size classes, the thread caches
 //! and the fallback together.
 //!
-//! The hot path (a cache hit) is: size-class table load, thread-local front
-//! entry compare, magazine pop or push. Everything else — refill, flush,
-//! uncached threads, fallback, zero-size requests — sits in `#[cold]`
-//! functions below it.
+//! The hot path (a cache hit) is: a state check, a size-class table load, a
+//! thread-local front entry compare, and a magazine pop or push. Everything
+//! else — first-use initialisation, refill, flush, uncached threads, fallback
+//! — is a tail call to a `#[cold]` function below it.
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
 use std::alloc::{GlobalAlloc, System};
 use std::sync::Arc;
 
-use crate::config::{Builder, ConfigError, Fallback, ValidConfig};
+use crate::config::{Builder, ConfigError, Fallback, Profile, ValidConfig};
+use crate::lazy::{LazyConfig, FAILED, INITIALIZING, READY, UNINIT};
 use crate::region::{HotPath, Region, RegionOwner};
 use crate::stats::Stats;
-use crate::sync::Ordering;
+use crate::sync::{AtomicU8, Ordering, UnsafeCell};
 use crate::thread_cache::SlotPtr;
 use crate::thread_registry;
 use crate::AllocError;
 
 /// A lock-free, size-class slab allocator, shared across threads by
-/// reference or through `Arc`.
+/// reference, through `Arc`, or as the `#[global_allocator]`.
 ///
-/// See the crate documentation for an example and for what each method
+/// See the crate documentation for examples and for what each method
 /// promises.
 pub struct SlabAllocator {
-    /// A copy of the region's read-only hot-path constants.
-    hot: HotPath,
-    region: NonNull<Region>,
-    owner: Arc<RegionOwner>,
+    /// `UNINIT`, `INITIALIZING`, `READY` or `FAILED` (see `lazy.rs`).
+    state: AtomicU8,
+    /// A copy of the region's read-only hot-path constants; written once,
+    /// before `state` becomes `READY`.
+    hot: UnsafeCell<HotPath>,
+    /// Keeps the region mapped; thread caches hold weak references to it.
+    /// Written once, before `state` becomes `READY`.
+    owner: UnsafeCell<Option<Arc<RegionOwner>>>,
+    /// What to build on first use, for the `const` constructors.
+    lazy: LazyConfig,
 }
 
 // SAFETY: all shared state in the region is atomics or immutable after
 // `create`; per-thread state is reached only through the calling thread's
-// own cache slot.
+// own cache slot; the two cells are written once, by the thread that won the
+// initialisation CAS, before the Release store of `READY`, and only read
+// after an Acquire load of `READY`.
 unsafe impl Send for SlabAllocator {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for SlabAllocator {}
+
+macro_rules! lazy_constructors {
+    ($($constness:ident)?) => {
+        /// An allocator with the general-purpose configuration
+        /// ([`Profile::General`]), whose region is reserved on first use.
+        /// `const`, so it can be the global allocator:
+        ///
+        /// ```rust
+        /// use lockfree_slab::SlabAllocator;
+        ///
+        /// #[global_allocator]
+        /// static GLOBAL: SlabAllocator = SlabAllocator::new();
+        /// # fn main() { let v = vec![1, 2, 3]; assert_eq!(v.len(), 3); }
+        /// ```
+        ///
+        /// While the first use initialises it, other requests (including
+        /// the allocations initialisation itself makes) are served by the
+        /// system allocator. If the configuration cannot be reserved, every
+        /// request goes to the system allocator.
+        pub $($constness)? fn new() -> Self {
+            Self::lazy(LazyConfig::Profile(Profile::General))
+        }
+
+        /// Like [`new`](Self::new), with a reference configuration.
+        pub $($constness)? fn with_profile(profile: Profile) -> Self {
+            Self::lazy(LazyConfig::Profile(profile))
+        }
+
+        /// Like [`new`](Self::new), with explicit classes, split (percent per
+        /// class) and capacity; the other settings as for
+        /// [`Profile::General`]. An invalid configuration is detected on first
+        /// use, and the allocator then hands every request to the system
+        /// allocator (check it beforehand with
+        /// `Builder::new().size_classes(..).split(..).capacity(..).validate()`).
+        pub $($constness)? fn with_size_classes(
+            classes: &'static [usize],
+            split: &'static [u8],
+            capacity: usize,
+        ) -> Self {
+            Self::lazy(LazyConfig::Classes { classes, split, capacity })
+        }
+
+        $($constness)? fn lazy(lazy: LazyConfig) -> Self {
+            SlabAllocator {
+                state: AtomicU8::new(UNINIT),
+                hot: UnsafeCell::new(HotPath::EMPTY),
+                owner: UnsafeCell::new(None),
+                lazy,
+            }
+        }
+    };
+}
 
 impl SlabAllocator {
     /// A [`Builder`] with the general-purpose defaults.
@@ -44,23 +105,125 @@ impl SlabAllocator {
         Builder::new()
     }
 
+    // Loom's atomics cannot be built in a `const fn`; under the loom cfg the
+    // same constructors exist, not `const`.
+    #[cfg(not(lockfree_slab_loom))]
+    lazy_constructors!(const);
+    #[cfg(lockfree_slab_loom)]
+    lazy_constructors!();
+
     pub(crate) fn from_config(config: &ValidConfig) -> Result<Self, ConfigError> {
         let region = Region::create(config)?;
         let owner = Arc::new(RegionOwner::new(region));
-        Ok(SlabAllocator { hot: owner.region().hot(), region, owner })
+        let hot = owner.region().hot();
+        Ok(SlabAllocator {
+            state: AtomicU8::new(READY),
+            hot: UnsafeCell::new(hot),
+            owner: UnsafeCell::new(Some(owner)),
+            lazy: LazyConfig::Built,
+        })
     }
 
+    /// Whether the region exists (Acquire: pairs with the Release store of
+    /// `READY` in `initialise`, so the cells are complete).
+    #[inline(always)]
+    fn is_ready(&self) -> bool {
+        self.state.load(Ordering::Acquire) == READY
+    }
+
+    /// The hot-path constants.
+    ///
+    /// Only meaningful once [`is_ready`](Self::is_ready) returned `true` on
+    /// this path (before that they are [`HotPath::EMPTY`], which matches no
+    /// class and no address).
+    #[inline(always)]
+    fn hot(&self) -> &HotPath {
+        // SAFETY: written once before the Release store of READY, which every
+        // caller observed (Acquire) before getting here; never written again.
+        unsafe { &*self.hot.get() }
+    }
+
+    /// The region. Only called once [`is_ready`](Self::is_ready) was seen.
     #[inline(always)]
     fn region(&self) -> &Region {
-        // SAFETY: `owner` keeps the region mapped for as long as `self`.
-        unsafe { self.region.as_ref() }
+        debug_assert!(self.is_ready());
+        // SAFETY: READY was observed, so `hot.region` points to the region,
+        // which `owner` keeps mapped for as long as `self`.
+        unsafe { &*self.hot().region }
+    }
+
+    /// The region, if it exists.
+    fn ready_region(&self) -> Option<&Region> {
+        self.is_ready().then(|| self.region())
+    }
+
+    /// The owner. Only called once [`is_ready`](Self::is_ready) was seen.
+    fn owner(&self) -> &Arc<RegionOwner> {
+        // SAFETY: as for `hot`: written once before READY.
+        unsafe { (*self.owner.get()).as_ref() }.expect("a READY allocator has an owner")
+    }
+
+    /// First use of a lazily built allocator: the CAS winner reserves the
+    /// region; everybody else (and the winner's own nested allocations) is
+    /// told "not now". Returns whether the allocator is `READY`.
+    #[cold]
+    #[inline(never)]
+    fn initialise(&self) -> bool {
+        // Acquire on success: nothing to pair with yet, but keeps the
+        // initialisation after the claim; failure: Acquire, pairs with the
+        // Release store below when another thread finished first.
+        match self.state.compare_exchange(UNINIT, INITIALIZING, Ordering::Acquire, Ordering::Acquire) {
+            Ok(_) => {}
+            Err(state) => return state == READY,
+        }
+        let built = self.lazy.builder().map(|b| b.validate().and_then(|config| Region::create(&config)));
+        match built {
+            Some(Ok(region)) => {
+                let owner = Arc::new(RegionOwner::new(region));
+                // SAFETY: we won the CAS, so we are the only writer, and no
+                // reader touches the cells before seeing READY below.
+                unsafe {
+                    *self.hot.get() = owner.region().hot();
+                    *self.owner.get() = Some(owner);
+                }
+                // Release: pairs with the Acquire loads of `is_ready`.
+                self.state.store(READY, Ordering::Release);
+                true
+            }
+            _ => {
+                // Release: the same pairing; nothing was written.
+                self.state.store(FAILED, Ordering::Release);
+                false
+            }
+        }
+    }
+
+    /// A request that found the allocator not `READY`: initialise it if it
+    /// never was, then serve the request; while another thread initialises
+    /// it, or if it failed, the system allocator serves the request.
+    #[cold]
+    #[inline(never)]
+    fn allocate_unready(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if self.state.load(Ordering::Acquire) == UNINIT && self.initialise() {
+            return self.allocate(layout);
+        }
+        if self.is_ready() {
+            return self.allocate(layout);
+        }
+        // INITIALIZING or FAILED. (Consulting the configured fallback here
+        // would allocate, and so recurse: the system serves these.)
+        if layout.size() == 0 {
+            return Ok(dangling(layout));
+        }
+        // SAFETY: non-zero size, as `alloc` requires.
+        NonNull::new(unsafe { System.alloc(layout) }).ok_or(AllocError)
     }
 
     /// The current thread's cache slot, looked up or claimed (see
     /// `thread_registry.rs`); the cold half of the lookup.
     #[inline]
     fn slot(&self) -> Option<SlotPtr> {
-        thread_registry::slot_for(self.hot.id, self.region(), Some(&self.owner))
+        thread_registry::slot_for(self.hot().id, self.region(), self.owner())
     }
 
     /// Allocates a block for `layout`.
@@ -82,10 +245,13 @@ impl SlabAllocator {
     pub fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         // Every way off the hot path is a tail call to a cold function, so
         // this one needs no stack frame when it is not inlined.
-        let Some(class) = self.hot.class_for(layout.size(), layout.align()) else {
+        if !self.is_ready() {
+            return self.allocate_unready(layout);
+        }
+        let Some(class) = self.hot().class_for(layout.size(), layout.align()) else {
             return self.allocate_unclassed(layout);
         };
-        let Some(slot) = thread_registry::front_slot(self.hot.id) else {
+        let Some(slot) = thread_registry::front_slot(self.hot().id) else {
             return self.allocate_lookup(class, layout);
         };
         // SAFETY: `slot` is this thread's own slot of this region (the front
@@ -102,7 +268,7 @@ impl SlabAllocator {
     #[inline(always)]
     unsafe fn allocate_in(&self, slot: SlotPtr, class: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         // SAFETY: forwarded from the caller.
-        let magazine = unsafe { self.hot.cache.magazine(slot, class) };
+        let magazine = unsafe { self.hot().cache.magazine(slot, class) };
         match magazine.pop(layout.size()) {
             Some(block) => Ok(block),
             None => self.allocate_refill(slot, class, layout),
@@ -120,12 +286,17 @@ impl SlabAllocator {
     /// allocator with this `layout`, and not been freed since.
     #[inline]
     pub unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        let Some(class) = self.hot.class_of(ptr.as_ptr()) else {
+        if !self.is_ready() {
+            // SAFETY: no region yet (or never), so `ptr` came from the system
+            // allocator or is a zero-size dangling pointer.
+            return unsafe { self.deallocate_unclassed(ptr, layout) };
+        }
+        let Some(class) = self.hot().class_of(ptr.as_ptr()) else {
             // SAFETY: forwarded from the caller: not ours, so from the
             // fallback (or a zero-size dangling pointer).
             return unsafe { self.deallocate_unclassed(ptr, layout) };
         };
-        let Some(slot) = thread_registry::front_slot(self.hot.id) else {
+        let Some(slot) = thread_registry::front_slot(self.hot().id) else {
             // SAFETY: `ptr` is a block of `class` being freed (caller).
             return unsafe { self.deallocate_lookup(class, ptr) };
         };
@@ -143,7 +314,7 @@ impl SlabAllocator {
     #[inline(always)]
     unsafe fn deallocate_in(&self, slot: SlotPtr, class: usize, ptr: NonNull<u8>) {
         // SAFETY: forwarded from the caller.
-        let magazine = unsafe { self.hot.cache.magazine(slot, class) };
+        let magazine = unsafe { self.hot().cache.magazine(slot, class) };
         if !magazine.push(ptr) {
             // SAFETY: forwarded from the caller.
             unsafe { self.deallocate_flush(slot, class, ptr) };
@@ -183,8 +354,8 @@ impl SlabAllocator {
     #[inline(never)]
     fn allocate_refill(&self, slot: SlotPtr, class: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         // SAFETY: as in `allocate`, whose slot and class these are.
-        let magazine = unsafe { self.hot.cache.magazine(slot, class) };
-        match magazine.refill_and_pop(self.region().pool(class), self.hot.cache.batch, layout.size()) {
+        let magazine = unsafe { self.hot().cache.magazine(slot, class) };
+        match magazine.refill_and_pop(self.region().pool(class), self.hot().cache.batch, layout.size()) {
             Some(block) => Ok(block),
             None => self.allocate_fallback(Some(class), layout),
         }
@@ -222,15 +393,14 @@ impl SlabAllocator {
     #[cold]
     #[inline(never)]
     fn allocate_fallback(&self, class: Option<usize>, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if layout.size() == 0 {
+            // A dry class's zero-size request: no memory needed.
+            return Ok(dangling(layout));
+        }
         let region = self.region();
         let result = match region.fallback() {
-            // The system allocator does not take zero sizes; a dry class's
-            // zero-size request gets a one-byte block instead.
-            Fallback::System => {
-                let layout = Layout::from_size_align(layout.size().max(1), layout.align()).map_err(|_| AllocError)?;
-                // SAFETY: `layout` has a non-zero size, as `alloc` requires.
-                NonNull::new(unsafe { System.alloc(layout) }).ok_or(AllocError)
-            }
+            // SAFETY: `layout` has a non-zero size, as `alloc` requires.
+            Fallback::System => NonNull::new(unsafe { System.alloc(layout) }).ok_or(AllocError),
             Fallback::Error => Err(AllocError),
         };
         // Relaxed: statistics.
@@ -255,8 +425,8 @@ impl SlabAllocator {
     unsafe fn deallocate_flush(&self, slot: SlotPtr, class: usize, ptr: NonNull<u8>) {
         // SAFETY: forwarded from the caller (`deallocate`).
         unsafe {
-            let magazine = self.hot.cache.magazine(slot, class);
-            magazine.flush_and_push(self.region().pool(class), self.hot.cache.batch, ptr);
+            let magazine = self.hot().cache.magazine(slot, class);
+            magazine.flush_and_push(self.region().pool(class), self.hot().cache.batch, ptr);
         }
     }
 
@@ -282,76 +452,130 @@ impl SlabAllocator {
     #[cold]
     #[inline(never)]
     unsafe fn deallocate_unclassed(&self, ptr: NonNull<u8>, layout: Layout) {
-        if layout.size() == 0 && self.hot.class_for(0, layout.align()).is_none() {
-            // The dangling pointer of `allocate_unclassed`.
+        // Zero-size requests outside the pool only ever get dangling
+        // pointers; every other block outside it came from the system
+        // allocator (the `System` fallback, or the initialisation window).
+        if layout.size() == 0 {
             return;
         }
-        match self.region().fallback() {
-            // SAFETY: with `Fallback::System`, every block outside the region
-            // came from `System.alloc` with this layout, its size raised to 1.
-            Fallback::System => unsafe {
-                System.dealloc(ptr.as_ptr(), Layout::from_size_align_unchecked(layout.size().max(1), layout.align()))
-            },
-            // With `Fallback::Error` nothing outside the region was ever
-            // handed out; there is nothing to free.
-            Fallback::Error => {}
+        // SAFETY: a non-zero-size block from `System.alloc(layout)` (caller).
+        unsafe { System.dealloc(ptr.as_ptr(), layout) }
+    }
+
+    /// Like [`allocate`](Self::allocate), with the block's first
+    /// `layout.size()` bytes zeroed.
+    ///
+    /// Large blocks (4 KiB and up) are taken straight from the never-used
+    /// part of their class when there is one: those pages have never been
+    /// written (or were populated with zeros), so no `memset` is needed.
+    /// Requests that go to the system fallback use its `alloc_zeroed`.
+    pub fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if self.is_ready() && layout.size() > 0 {
+            let region = self.region();
+            match region.class_for(layout.size(), layout.align()) {
+                Some(class) if region.pool(class).block_size() >= ZERO_BY_CARVING => {
+                    let pool = region.pool(class);
+                    if let Some(block) = pool.take_fresh() {
+                        // Relaxed: statistics.
+                        pool.counters.uncached_allocs.fetch_add(1, Ordering::Relaxed);
+                        pool.counters.uncached_requested.fetch_add(layout.size() as u64, Ordering::Relaxed);
+                        return Ok(block);
+                    }
+                }
+                None if region.fallback() == Fallback::System => {
+                    // SAFETY: non-zero size, as `alloc_zeroed` requires.
+                    let block = NonNull::new(unsafe { System.alloc_zeroed(layout) }).ok_or(AllocError)?;
+                    // Relaxed: statistics.
+                    region.oversize.served.fetch_add(1, Ordering::Relaxed);
+                    return Ok(block);
+                }
+                _ => {}
+            }
         }
+        let block = self.allocate(layout)?;
+        // SAFETY: the block holds at least `layout.size()` bytes and is ours.
+        unsafe { block.as_ptr().write_bytes(0, layout.size()) };
+        Ok(block)
+    }
+
+    /// If the block at `ptr` (allocated with some layout) can hold
+    /// `new_layout` without moving — it is in the pool, and `new_layout`
+    /// maps to the same class — its block size; otherwise `None` (the
+    /// caller allocates, copies and frees).
+    pub fn resize_in_place(&self, ptr: NonNull<u8>, new_layout: Layout) -> Option<usize> {
+        let region = self.ready_region()?;
+        let class = region.class_of(ptr.as_ptr())?;
+        (region.class_for(new_layout.size(), new_layout.align()) == Some(class)
+            && ptr.as_ptr() as usize % new_layout.align() == 0)
+            .then(|| region.pool(class).block_size())
     }
 
     /// The usable size of the block at `ptr`: its class's block size if
     /// `ptr` is inside this allocator's pool, `None` if it is not (a
     /// fallback block, a zero-size allocation, or a foreign pointer).
     pub fn usable_size(&self, ptr: NonNull<u8>) -> Option<usize> {
-        let region = self.region();
-        self.hot.class_of(ptr.as_ptr()).map(|class| region.pool(class).block_size())
+        let region = self.ready_region()?;
+        self.hot().class_of(ptr.as_ptr()).map(|class| region.pool(class).block_size())
     }
 
     /// The block size a request for `layout` would get from the pool, or
-    /// `None` if it would go to the fallback.
+    /// `None` if it would go to the fallback (or the pool is not reserved
+    /// yet: a lazily built allocator reserves it on first allocation).
     pub fn class_size_for(&self, layout: Layout) -> Option<usize> {
-        let region = self.region();
+        let region = self.ready_region()?;
         region.class_for(layout.size(), layout.align()).map(|class| region.pool(class).block_size())
     }
 
     /// Whether `ptr` points into this allocator's pool (as opposed to a
     /// fallback block or foreign memory).
     pub fn owns(&self, ptr: *const u8) -> bool {
-        self.region().class_of(ptr).is_some()
+        self.ready_region().is_some_and(|region| region.class_of(ptr).is_some())
     }
 
-    /// The configured fallback.
-    pub fn fallback(&self) -> Fallback {
-        self.region().fallback()
+    /// The configured fallback (`None` until a lazily built allocator has
+    /// reserved its pool).
+    pub fn fallback(&self) -> Option<Fallback> {
+        self.ready_region().map(Region::fallback)
     }
 
     /// Whether the pool's pages were committed up front.
     pub fn is_populated(&self) -> bool {
-        self.region().populated()
+        self.ready_region().is_some_and(Region::populated)
     }
 
-    /// A snapshot of the allocator's counters (see [`Stats`]).
+    /// A snapshot of the allocator's counters (see [`Stats`]); all zero
+    /// before a lazily built allocator's first use.
     pub fn stats(&self) -> Stats {
-        crate::stats::collect(self.region())
+        self.ready_region().map(crate::stats::collect).unwrap_or_default()
     }
 
     /// Returns the calling thread's cached blocks of this allocator to the
     /// shared stacks and gives up its cache slot (the next allocation on this
     /// thread claims one again). Threads do this by themselves when they exit.
     pub fn flush_thread_cache(&self) {
-        thread_registry::flush_current(self.region());
+        if let Some(region) = self.ready_region() {
+            thread_registry::flush_current(region);
+        }
     }
 }
 
 impl core::fmt::Debug for SlabAllocator {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let region = self.region();
-        f.debug_struct("SlabAllocator")
-            .field("classes", &region.pools().iter().map(|p| p.block_size()).collect::<Vec<_>>())
-            .field("capacity", &region.capacity())
-            .field("fallback", &region.fallback())
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("SlabAllocator");
+        match self.ready_region() {
+            Some(region) => d
+                .field("classes", &region.pools().iter().map(|p| p.block_size()).collect::<Vec<_>>())
+                .field("capacity", &region.capacity())
+                .field("fallback", &region.fallback()),
+            None => d.field("state", &self.state.load(Ordering::Acquire)).field("lazy", &self.lazy),
+        };
+        d.finish_non_exhaustive()
     }
 }
+
+/// Block size from which `allocate_zeroed` takes never-used blocks straight
+/// from the carver instead of zeroing a cached one.
+const ZERO_BY_CARVING: usize = 4096;
 
 /// A non-null pointer aligned to `layout.align()`, for zero-size requests.
 fn dangling(layout: Layout) -> NonNull<u8> {

@@ -14,6 +14,8 @@ mod region; //         the reservation and its layout, address -> class
 mod thread_registry; // current thread's slot per allocator, flush on exit
 mod config; //         Builder, Profile, Fallback, ConfigError
 mod stats; //          counters snapshot and its table
+mod global; //         GlobalAlloc and allocator_api2::Allocator glue
+mod lazy; //         const construction, once-only initialisation
 mod allocator; //      SlabAllocator: the parts tied together, fallback
 
 #[cfg(all(test, lockfree_slab_loom))]
@@ -21,6 +23,7 @@ mod allocator; //      SlabAllocator: the parts tied together, fallback
 mod loom_tests;
 
 pub use allocator::SlabAllocator;
+pub use global::SlabHandle;
 pub use allocator_api2::alloc::AllocError;
 pub use config::{
     Builder, ConfigError, Fallback, Profile, DEFAULT_CACHED_THREADS, DEFAULT_CACHE_DEPTH, DEFAULT_CAPACITY,

@@ -96,6 +96,8 @@ pub(crate) struct HotPath {
     /// A process-unique id (never 0), so thread-local entries of a dropped
     /// allocator can never match a new one at the same address.
     pub(crate) id: u64,
+    /// The control block these constants were copied from.
+    pub(crate) region: *const Region,
     spans_base: usize,
     span_shift: u32,
     classes: usize,
@@ -107,6 +109,20 @@ pub(crate) struct HotPath {
 }
 
 impl HotPath {
+    /// The constants of no region: no class matches any request or address.
+    pub(crate) const EMPTY: HotPath = HotPath {
+        id: 0,
+        region: core::ptr::null(),
+        spans_base: 0,
+        span_shift: 0,
+        classes: 0,
+        by_granule: core::ptr::null(),
+        by_granule_len: 0,
+        by_align: core::ptr::null(),
+        by_align_len: 0,
+        cache: CacheGeometry::DISABLED,
+    };
+
     /// The class for a request, in one table load (see `size_class.rs`).
     #[inline(always)]
     pub(crate) fn class_for(&self, size: usize, align: usize) -> Option<usize> {
@@ -178,6 +194,7 @@ impl Region {
             region.as_ptr().write(Region {
                 hot: HotPath {
                     id: crate::sync::next_region_id(),
+                    region: region.as_ptr(),
                     spans_base,
                     span_shift: layout.span_shift,
                     classes: n,

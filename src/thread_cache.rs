@@ -108,9 +108,13 @@ pub(crate) struct CacheGeometry {
 }
 
 impl CacheGeometry {
+    /// No caches at all.
+    pub(crate) const DISABLED: CacheGeometry =
+        CacheGeometry { depth: 0, batch: 0, blocks_shift: 0, headers_len: 0, slot_size: 0, slots: 0 };
+
     pub(crate) fn new(classes: usize, depth: usize, slots: usize) -> Self {
         if depth == 0 {
-            return CacheGeometry { depth: 0, batch: 0, blocks_shift: 0, headers_len: 0, slot_size: 0, slots: 0 };
+            return Self::DISABLED;
         }
         let headers_len = (classes * core::mem::size_of::<MagazineHeader>()).next_multiple_of(128);
         let blocks_stride = (depth * core::mem::size_of::<usize>()).next_power_of_two();

@@ -28,9 +28,10 @@
 //! upgraded reference keeps the region mapped until the flush is done (and
 //! unmaps it, if it was the last). That is the deferred reclamation DESIGN.md
 //! asks for, done with std's reference counts: it runs exactly when the last
-//! user lets go, needs no global epoch to advance, and never leaves a region
-//! mapped because no other thread happened to pin. An entry with no owner
-//! belongs to an immortal (`static`) region and is flushed directly.
+//! user lets go, needs no global epoch to advance, never leaves a region
+//! mapped because no other thread happened to pin, and allocates nothing
+//! (so it also serves the `static` global instance, whose owner simply never
+//! drops).
 
 use core::cell::Cell;
 use std::sync::{Arc, Weak};
@@ -46,10 +47,9 @@ pub(crate) const RETRY_AFTER: u32 = 4096;
 struct Entry {
     /// The region's id; 0 marks an empty entry.
     id: Cell<u64>,
-    region: Cell<*const Region>,
     /// `None`: no slot was free (negative entry, served uncached).
     slot: Cell<Option<SlotPtr>>,
-    /// `Weak::into_raw` of the owner, or null for an immortal region.
+    /// `Weak::into_raw` of the region's owner.
     owner: Cell<*const RegionOwner>,
     /// Uncached operations left before a negative entry retries.
     retry: Cell<u32>,
@@ -59,7 +59,6 @@ impl Entry {
     const fn empty() -> Entry {
         Entry {
         id: Cell::new(0),
-        region: Cell::new(core::ptr::null()),
         slot: Cell::new(None),
         owner: Cell::new(core::ptr::null()),
         retry: Cell::new(0),
@@ -68,7 +67,6 @@ impl Entry {
 
     fn swap(&self, other: &Entry) {
         self.id.swap(&other.id);
-        self.region.swap(&other.region);
         self.slot.swap(&other.slot);
         self.owner.swap(&other.owner);
         self.retry.swap(&other.retry);
@@ -80,21 +78,33 @@ struct Registry {
     /// Set once the thread's exit guard has run (or could not be
     /// registered): no more slots are claimed.
     closed: Cell<bool>,
+    /// Set while this thread registers a slot. Registering the exit guard's
+    /// destructor may allocate through the global allocator (what std does
+    /// there has changed across Rust versions: rust-lang/rust#116390); if
+    /// that is this allocator, the nested call must not register again, so
+    /// it is served from the shared stacks.
+    registering: Cell<bool>,
 }
 
 impl Registry {
     const fn new() -> Self {
-        Registry { entries: [const { Entry::empty() }; ENTRIES], closed: Cell::new(false) }
+        Registry { entries: [const { Entry::empty() }; ENTRIES], closed: Cell::new(false), registering: Cell::new(false) }
     }
 
     #[cold]
     #[inline(never)]
-    fn find_or_register(&self, region: &Region, owner: Option<&Arc<RegionOwner>>) -> Option<SlotPtr> {
+    fn find_or_register(&self, region: &Region, owner: &Arc<RegionOwner>) -> Option<SlotPtr> {
         if let Some(i) = (1..ENTRIES).find(|&i| self.entries[i].id.get() == region.id()) {
             self.entries[0].swap(&self.entries[i]);
             return self.entries[0].slot.get();
         }
-        if self.closed.get() || !region.caches.is_enabled() || !exit_guard_registered() {
+        if self.closed.get() || self.registering.get() || !region.caches.is_enabled() {
+            return None;
+        }
+        self.registering.set(true);
+        let guarded = exit_guard_registered();
+        self.registering.set(false);
+        if !guarded {
             return None;
         }
         let claimed = region.caches.map.claim(region.caches.geometry.slots);
@@ -105,9 +115,8 @@ impl Registry {
         }
         let front = &self.entries[0];
         front.id.set(region.id());
-        front.region.set(region);
         front.slot.set(slot);
-        front.owner.set(owner.map_or(core::ptr::null(), |o| Weak::into_raw(Arc::downgrade(o))));
+        front.owner.set(Weak::into_raw(Arc::downgrade(owner)));
         front.retry.set(RETRY_AFTER);
         slot
     }
@@ -120,17 +129,7 @@ impl Registry {
             return;
         }
         let slot = entry.slot.take();
-        let region = entry.region.replace(core::ptr::null());
         let owner = entry.owner.replace(core::ptr::null());
-        if owner.is_null() {
-            // SAFETY: an entry without owner is only made for an immortal
-            // region, which is never unmapped.
-            let region = unsafe { &*region };
-            if let Some(slot) = slot {
-                flush_slot(region, slot);
-            }
-            return;
-        }
         // SAFETY: `owner` came from `Weak::into_raw` in `find_or_register`
         // and is turned back exactly once (the entry was just cleared).
         let weak = unsafe { Weak::from_raw(owner) };
@@ -218,9 +217,8 @@ pub(crate) fn front_slot(id: u64) -> Option<SlotPtr> {
 /// claiming one on first use; `None` means: serve this operation from the
 /// shared stacks.
 ///
-/// `owner` is `None` only for an immortal region.
 #[inline]
-pub(crate) fn slot_for(id: u64, region: &Region, owner: Option<&Arc<RegionOwner>>) -> Option<SlotPtr> {
+pub(crate) fn slot_for(id: u64, region: &Region, owner: &Arc<RegionOwner>) -> Option<SlotPtr> {
     REGISTRY
         .try_with(|r| {
             let front = &r.entries[0];
