@@ -19,6 +19,7 @@ use crate::tagged_stack::{TaggedStack, NIL};
 mod cache; //     magazine refill / flush racing with another thread's frees
 mod carver; //    carving racing with pops near exhaustion
 mod exit; //      thread exit returns cached blocks; allocator drop
+mod lazy; //      first use of a const-constructed allocator from two threads
 mod payload; //   previous owner's writes happen-before the next owner's reads
 mod stack; //     push / pop / push_chain, and the ABA interleaving
 
