@@ -26,11 +26,16 @@ use crate::AllocError;
 /// See the crate documentation for examples and for what each method
 /// promises.
 pub struct SlabAllocator {
+    /// The hot-path constants of an eagerly built allocator (from
+    /// `Builder::build`), immutable for its whole life — so the compiler may
+    /// keep them in registers across calls. [`HotPath::EMPTY`] (id 0) for a
+    /// lazily built one, which uses `lazy_hot` instead.
+    hot: HotPath,
     /// `UNINIT`, `INITIALIZING`, `READY` or `FAILED` (see `lazy.rs`).
     state: AtomicU8,
-    /// A copy of the region's read-only hot-path constants; written once,
-    /// before `state` becomes `READY`.
-    hot: UnsafeCell<HotPath>,
+    /// A lazily built allocator's hot-path constants; written once, before
+    /// `state` becomes `READY`.
+    lazy_hot: UnsafeCell<HotPath>,
     /// Keeps the region mapped; thread caches hold weak references to it.
     /// Written once, before `state` becomes `READY`.
     owner: UnsafeCell<Option<Arc<RegionOwner>>>,
@@ -90,8 +95,9 @@ macro_rules! lazy_constructors {
 
         $($constness)? fn lazy(lazy: LazyConfig) -> Self {
             SlabAllocator {
+                hot: HotPath::EMPTY,
                 state: AtomicU8::new(UNINIT),
-                hot: UnsafeCell::new(HotPath::EMPTY),
+                lazy_hot: UnsafeCell::new(HotPath::EMPTY),
                 owner: UnsafeCell::new(None),
                 lazy,
             }
@@ -117,30 +123,47 @@ impl SlabAllocator {
         let owner = Arc::new(RegionOwner::new(region));
         let hot = owner.region().hot();
         Ok(SlabAllocator {
+            hot,
             state: AtomicU8::new(READY),
-            hot: UnsafeCell::new(hot),
+            lazy_hot: UnsafeCell::new(HotPath::EMPTY),
             owner: UnsafeCell::new(Some(owner)),
             lazy: LazyConfig::Built,
         })
     }
 
-    /// Whether the region exists (Acquire: pairs with the Release store of
-    /// `READY` in `initialise`, so the cells are complete).
+    /// The hot-path constants if the region exists. An eagerly built
+    /// allocator answers from its immutable copy without touching an atomic;
+    /// a lazily built one loads its state with Acquire (pairing with the
+    /// Release store of `READY` in `initialise`, so the cell is complete).
     #[inline(always)]
-    fn is_ready(&self) -> bool {
-        self.state.load(Ordering::Acquire) == READY
+    fn ready_hot(&self) -> Option<&HotPath> {
+        if self.hot.id != 0 {
+            return Some(&self.hot);
+        }
+        if self.state.load(Ordering::Acquire) == READY {
+            // SAFETY: written once before the Release store of READY that we
+            // just observed with Acquire; never written again.
+            return Some(unsafe { &*self.lazy_hot.get() });
+        }
+        None
     }
 
-    /// The hot-path constants.
-    ///
-    /// Only meaningful once [`is_ready`](Self::is_ready) returned `true` on
-    /// this path (before that they are [`HotPath::EMPTY`], which matches no
-    /// class and no address).
+    /// Whether the region exists.
+    #[inline(always)]
+    fn is_ready(&self) -> bool {
+        self.ready_hot().is_some()
+    }
+
+    /// The hot-path constants, for the cold paths: only called once
+    /// [`ready_hot`](Self::ready_hot) returned `Some` on this path.
     #[inline(always)]
     fn hot(&self) -> &HotPath {
-        // SAFETY: written once before the Release store of READY, which every
-        // caller observed (Acquire) before getting here; never written again.
-        unsafe { &*self.hot.get() }
+        if self.hot.id != 0 {
+            return &self.hot;
+        }
+        // SAFETY: the caller observed READY (Acquire) earlier on this path;
+        // the cell was written before that and never changes again.
+        unsafe { &*self.lazy_hot.get() }
     }
 
     /// The region. Only called once [`is_ready`](Self::is_ready) was seen.
@@ -183,7 +206,7 @@ impl SlabAllocator {
                 // SAFETY: we won the CAS, so we are the only writer, and no
                 // reader touches the cells before seeing READY below.
                 unsafe {
-                    *self.hot.get() = owner.region().hot();
+                    *self.lazy_hot.get() = owner.region().hot();
                     *self.owner.get() = Some(owner);
                 }
                 // Release: pairs with the Acquire loads of `is_ready`.
@@ -245,18 +268,18 @@ impl SlabAllocator {
     pub fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         // Every way off the hot path is a tail call to a cold function, so
         // this one needs no stack frame when it is not inlined.
-        if !self.is_ready() {
+        let Some(hot) = self.ready_hot() else {
             return self.allocate_unready(layout);
-        }
-        let Some(class) = self.hot().class_for(layout.size(), layout.align()) else {
+        };
+        let Some(class) = hot.class_for(layout.size(), layout.align()) else {
             return self.allocate_unclassed(layout);
         };
-        let Some(slot) = thread_registry::front_slot(self.hot().id) else {
+        let Some(slot) = thread_registry::front_slot(hot.id) else {
             return self.allocate_lookup(class, layout);
         };
         // SAFETY: `slot` is this thread's own slot of this region (the front
         // entry of its registry matched our id); `class` is one of ours.
-        unsafe { self.allocate_in(slot, class, layout) }
+        unsafe { self.allocate_in(hot, slot, class, layout) }
     }
 
     /// A cache hit from `slot`'s magazine of `class`, or a refill.
@@ -266,9 +289,9 @@ impl SlabAllocator {
     /// `slot` is the calling thread's own slot of this region and `class` is
     /// one of its classes.
     #[inline(always)]
-    unsafe fn allocate_in(&self, slot: SlotPtr, class: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    unsafe fn allocate_in(&self, hot: &HotPath, slot: SlotPtr, class: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         // SAFETY: forwarded from the caller.
-        let magazine = unsafe { self.hot().cache.magazine(slot, class) };
+        let magazine = unsafe { hot.cache.magazine(slot, class) };
         match magazine.pop(layout.size()) {
             Some(block) => Ok(block),
             None => self.allocate_refill(slot, class, layout),
@@ -286,23 +309,23 @@ impl SlabAllocator {
     /// allocator with this `layout`, and not been freed since.
     #[inline]
     pub unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        if !self.is_ready() {
+        let Some(hot) = self.ready_hot() else {
             // SAFETY: no region yet (or never), so `ptr` came from the system
             // allocator or is a zero-size dangling pointer.
             return unsafe { self.deallocate_unclassed(ptr, layout) };
-        }
-        let Some(class) = self.hot().class_of(ptr.as_ptr()) else {
+        };
+        let Some(class) = hot.class_of(ptr.as_ptr()) else {
             // SAFETY: forwarded from the caller: not ours, so from the
             // fallback (or a zero-size dangling pointer).
             return unsafe { self.deallocate_unclassed(ptr, layout) };
         };
-        let Some(slot) = thread_registry::front_slot(self.hot().id) else {
+        let Some(slot) = thread_registry::front_slot(hot.id) else {
             // SAFETY: `ptr` is a block of `class` being freed (caller).
             return unsafe { self.deallocate_lookup(class, ptr) };
         };
         // SAFETY: this thread's own slot; `class` from the address; `ptr`
         // is being freed (caller).
-        unsafe { self.deallocate_in(slot, class, ptr) }
+        unsafe { self.deallocate_in(hot, slot, class, ptr) }
     }
 
     /// A cache hit into `slot`'s magazine of `class`, or a flush.
@@ -312,9 +335,9 @@ impl SlabAllocator {
     /// `slot` is the calling thread's own slot of this region, and `ptr` is
     /// a block of `class` that the caller is freeing.
     #[inline(always)]
-    unsafe fn deallocate_in(&self, slot: SlotPtr, class: usize, ptr: NonNull<u8>) {
+    unsafe fn deallocate_in(&self, hot: &HotPath, slot: SlotPtr, class: usize, ptr: NonNull<u8>) {
         // SAFETY: forwarded from the caller.
-        let magazine = unsafe { self.hot().cache.magazine(slot, class) };
+        let magazine = unsafe { hot.cache.magazine(slot, class) };
         if !magazine.push(ptr) {
             // SAFETY: forwarded from the caller.
             unsafe { self.deallocate_flush(slot, class, ptr) };
@@ -330,7 +353,7 @@ impl SlabAllocator {
             return self.allocate_uncached(class, layout);
         };
         // SAFETY: `slot_for` returned this thread's own slot of this region.
-        unsafe { self.allocate_in(slot, class, layout) }
+        unsafe { self.allocate_in(self.hot(), slot, class, layout) }
     }
 
     /// As [`allocate_lookup`](Self::allocate_lookup), for a free.
@@ -347,7 +370,7 @@ impl SlabAllocator {
         };
         // SAFETY: `slot_for` returned this thread's own slot of this region;
         // the rest is forwarded from the caller.
-        unsafe { self.deallocate_in(slot, class, ptr) }
+        unsafe { self.deallocate_in(self.hot(), slot, class, ptr) }
     }
 
     #[cold]
