@@ -671,6 +671,46 @@ mod tests {
         assert_eq!(slab.stats().oversize_fallbacks, 1);
     }
 
+    static CLASSES: [usize; 2] = [16, 64];
+    static SPLIT: [u8; 2] = [50, 50];
+
+    #[test]
+    fn a_const_allocator_reserves_its_region_on_first_use() {
+        let slab = SlabAllocator::with_size_classes(&CLASSES, &SPLIT, 64 * 8);
+        assert_eq!(slab.stats(), Stats::default(), "nothing reserved before first use");
+        assert!(slab.fallback().is_none());
+        let p = slab.allocate(l(16)).unwrap();
+        assert!(slab.owns(p.as_ptr()), "the first request is served by the new pool");
+        assert_eq!(slab.stats().classes.len(), 2);
+        assert_eq!(slab.fallback(), Some(Fallback::System));
+        // SAFETY: allocated above with l(16).
+        unsafe { slab.deallocate(p, l(16)) };
+        assert_eq!(slab.stats().totals.in_use, 0);
+    }
+
+    #[test]
+    fn an_invalid_const_configuration_hands_everything_to_the_system() {
+        static BAD: [usize; 1] = [20]; // not a multiple of 8
+        let slab = SlabAllocator::with_size_classes(&BAD, &[100], 1 << 16);
+        let p = slab.allocate(l(16)).expect("the system serves it");
+        assert!(!slab.owns(p.as_ptr()));
+        // SAFETY: 16 bytes, ours.
+        unsafe { p.as_ptr().write_bytes(1, 16) };
+        // SAFETY: allocated above with l(16).
+        unsafe { slab.deallocate(p, l(16)) };
+        let z = slab.allocate(Layout::from_size_align(0, 8).unwrap()).unwrap();
+        // SAFETY: a zero-size allocation, freed with its layout.
+        unsafe { slab.deallocate(z, Layout::from_size_align(0, 8).unwrap()) };
+        assert_eq!(slab.stats(), Stats::default());
+    }
+
+    #[test]
+    fn an_unused_const_allocator_drops_without_a_region() {
+        let slab = SlabAllocator::new();
+        assert!(format!("{slab:?}").contains("state"));
+        drop(slab);
+    }
+
     #[test]
     fn two_threads_share_one_allocator() {
         let slab = std::sync::Arc::new(tiny(2, Fallback::Error));
