@@ -1,0 +1,258 @@
+//! A real-program workload, shared by `examples/workload_{system,mimalloc,slab}.rs`
+//! and `tests/workload_identical.rs` (each includes this file with `#[path]`, so
+//! it runs under whatever `#[global_allocator]` the including binary names).
+//!
+//! Per worker thread, from a seed that depends only on the worker's index:
+//!
+//! 1. **JSON.** Build a large `serde_json::Value` (an array of records with
+//!    nested objects, arrays, strings, integers and floats), serialise it,
+//!    parse the text back, check the parsed value equals the original, and
+//!    serialise it again (pretty-printed), checking the compact forms match.
+//! 2. **Regex.** Generate log-like text lines and run a set of regexes over
+//!    them (matches, captures, replacements), hashing every result.
+//!
+//! Everything is deterministic: no randomness from the OS, no `HashMap`
+//! iteration order (serde_json's map is a `BTreeMap` without
+//! `preserve_order`), no timing. The digest is an FNV-1a hash of every
+//! result, combined in worker order, so two runs on two allocators print the
+//! same digest exactly when they computed the same results.
+
+#![allow(dead_code)] // each including binary uses a different subset
+
+use std::thread;
+
+use regex::Regex;
+use serde_json::{json, Map, Value};
+
+/// How much work one run does.
+#[derive(Clone, Copy, Debug)]
+pub struct Size {
+    /// Worker threads.
+    pub threads: usize,
+    /// JSON records per worker.
+    pub records: usize,
+    /// Text lines per worker for the regexes.
+    pub lines: usize,
+    /// Rounds of the whole job per worker (fresh data each round).
+    pub rounds: usize,
+}
+
+impl Size {
+    /// The size the examples time: a few seconds on a 2-core machine.
+    pub const FULL: Size = Size { threads: 4, records: 40_000, lines: 60_000, rounds: 3 };
+    /// A size for the test: well under a second in an optimised build.
+    pub const SMALL: Size = Size { threads: 4, records: 2_000, lines: 3_000, rounds: 2 };
+
+    /// `FULL`, or `SMALL` when the first argument is `--small`.
+    pub fn from_args() -> Size {
+        match std::env::args().nth(1).as_deref() {
+            Some("--small") => Size::SMALL,
+            Some(other) => panic!("unknown argument {other:?} (expected nothing or --small)"),
+            None => Size::FULL,
+        }
+    }
+}
+
+/// FNV-1a, 64-bit: stable across Rust versions and platforms (unlike
+/// `DefaultHasher`), and enough to tell two result streams apart.
+#[derive(Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Fnv {
+    pub fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    pub fn bytes(&mut self, data: &[u8]) {
+        for &b in data {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    pub fn u64(&mut self, v: u64) {
+        self.bytes(&v.to_le_bytes());
+    }
+    pub fn str(&mut self, s: &str) {
+        self.u64(s.len() as u64);
+        self.bytes(s.as_bytes());
+    }
+    pub fn finish(self) -> u64 {
+        self.0
+    }
+}
+
+/// xorshift64*: deterministic data from a seed.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn word(&mut self) -> String {
+        const SYLLABLES: [&str; 16] =
+            ["ka", "lo", "mi", "re", "tan", "vo", "shi", "qu", "ne", "zor", "pel", "ix", "um", "bra", "dy", "ost"];
+        let n = 1 + self.below(4);
+        (0..n).map(|_| SYLLABLES[self.below(16) as usize]).collect()
+    }
+}
+
+fn record(rng: &mut Rng, i: usize) -> Value {
+    let tags: Vec<Value> = (0..rng.below(6)).map(|_| Value::String(rng.word())).collect();
+    let mut attrs = Map::new();
+    for _ in 0..rng.below(5) {
+        attrs.insert(rng.word(), json!(rng.below(1_000_000)));
+    }
+    let history: Vec<Value> = (0..rng.below(4))
+        .map(|k| json!({ "step": k, "ok": rng.below(2) == 0, "note": format!("{} {}", rng.word(), rng.word()) }))
+        .collect();
+    json!({
+        "id": i,
+        "name": format!("{}-{}", rng.word(), i),
+        "email": format!("{}.{}@{}.example", rng.word(), rng.word(), rng.word()),
+        "score": (rng.below(1_000_000) as f64) / 1000.0,
+        "active": rng.below(3) != 0,
+        "tags": tags,
+        "attrs": attrs,
+        "history": history,
+        "text": (0..rng.below(12)).map(|_| rng.word()).collect::<Vec<_>>().join(" "),
+    })
+}
+
+/// Builds, serialises, parses and re-serialises a JSON document; hashes the
+/// results and checks the round trip.
+fn json_job(seed: u64, records: usize, h: &mut Fnv) {
+    let mut rng = Rng::new(seed);
+    let doc = Value::Array((0..records).map(|i| record(&mut rng, i)).collect());
+    let text = serde_json::to_string(&doc).expect("serialise");
+    let parsed: Value = serde_json::from_str(&text).expect("parse");
+    assert_eq!(parsed, doc, "JSON round trip changed the document");
+    let pretty = serde_json::to_string_pretty(&parsed).expect("serialise pretty");
+    let reparsed: Value = serde_json::from_str(&pretty).expect("parse pretty");
+    let again = serde_json::to_string(&reparsed).expect("serialise again");
+    assert_eq!(again, text, "compact text differs after a pretty round trip");
+    h.str(&text);
+    h.u64(pretty.len() as u64);
+    // Some queries over the parsed document.
+    let items = parsed.as_array().expect("array");
+    let active = items.iter().filter(|r| r["active"] == Value::Bool(true)).count();
+    let tag_total: usize = items.iter().map(|r| r["tags"].as_array().map_or(0, Vec::len)).sum();
+    let score_sum: f64 = items.iter().filter_map(|r| r["score"].as_f64()).sum();
+    h.u64(active as u64);
+    h.u64(tag_total as u64);
+    h.u64(score_sum.to_bits());
+}
+
+fn log_line(rng: &mut Rng, i: usize) -> String {
+    const LEVELS: [&str; 4] = ["INFO", "WARN", "ERROR", "DEBUG"];
+    format!(
+        "2026-{:02}-{:02}T{:02}:{:02}:{:02}Z {} [{}] user={}@{}.example ip={}.{}.{}.{} req#{} took {}ms path=/{}/{}\n",
+        1 + rng.below(12),
+        1 + rng.below(28),
+        rng.below(24),
+        rng.below(60),
+        rng.below(60),
+        LEVELS[rng.below(4) as usize],
+        rng.word(),
+        rng.word(),
+        rng.word(),
+        rng.below(256),
+        rng.below(256),
+        rng.below(256),
+        rng.below(256),
+        i,
+        rng.below(5000),
+        rng.word(),
+        rng.word(),
+    )
+}
+
+/// The regexes, compiled once per worker (compiling allocates too).
+struct Patterns {
+    date: Regex,
+    email: Regex,
+    ip: Regex,
+    slow: Regex,
+    word: Regex,
+    level: Regex,
+}
+
+impl Patterns {
+    fn new() -> Self {
+        Patterns {
+            date: Regex::new(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})").unwrap(),
+            email: Regex::new(r"([a-z]+)@([a-z]+)\.example").unwrap(),
+            ip: Regex::new(r"\b(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\b").unwrap(),
+            slow: Regex::new(r"took (\d{4,})ms").unwrap(),
+            word: Regex::new(r"\b[a-z]{6,}\b").unwrap(),
+            level: Regex::new(r"(?m)^.*\b(ERROR|WARN)\b.*$").unwrap(),
+        }
+    }
+}
+
+fn regex_job(seed: u64, lines: usize, p: &Patterns, h: &mut Fnv) {
+    let mut rng = Rng::new(seed ^ 0x5EED);
+    let text: String = (0..lines).map(|i| log_line(&mut rng, i)).collect();
+    let mut months = [0u64; 13];
+    for c in p.date.captures_iter(&text) {
+        months[c[2].parse::<usize>().unwrap()] += 1;
+    }
+    months.iter().for_each(|&m| h.u64(m));
+    let mut users: Vec<String> = p.email.captures_iter(&text).map(|c| format!("{}/{}", &c[2], &c[1])).collect();
+    users.sort_unstable();
+    users.dedup();
+    h.u64(users.len() as u64);
+    users.iter().for_each(|u| h.str(u));
+    let octets: u64 = p.ip.captures_iter(&text).map(|c| c[4].parse::<u64>().unwrap()).sum();
+    h.u64(octets);
+    let slow: Vec<u64> = p.slow.captures_iter(&text).map(|c| c[1].parse().unwrap()).collect();
+    h.u64(slow.len() as u64);
+    h.u64(slow.iter().sum());
+    let long_words = p.word.find_iter(&text).count();
+    h.u64(long_words as u64);
+    let bad_lines: Vec<&str> = p.level.find_iter(&text).map(|m| m.as_str()).collect();
+    h.u64(bad_lines.len() as u64);
+    let redacted = p.email.replace_all(&text, "<$2>");
+    let redacted = p.ip.replace_all(&redacted, "x.x.x.$4");
+    h.str(&redacted);
+}
+
+/// One worker: `rounds` rounds of both jobs on data seeded by `worker`.
+fn worker(worker: usize, size: Size) -> u64 {
+    let mut h = Fnv::new();
+    let patterns = Patterns::new();
+    for round in 0..size.rounds {
+        let seed = (worker as u64) << 32 | round as u64;
+        json_job(seed, size.records, &mut h);
+        regex_job(seed, size.lines, &patterns, &mut h);
+    }
+    h.finish()
+}
+
+/// Runs the workload on `size.threads` threads and returns its digest.
+pub fn run(size: Size) -> u64 {
+    let handles: Vec<_> = (0..size.threads).map(|w| thread::spawn(move || worker(w, size))).collect();
+    let mut digest = Fnv::new();
+    for h in handles {
+        digest.u64(h.join().expect("worker panicked"));
+    }
+    digest.finish()
+}
+
+/// The examples' `main`: runs the workload (size from the arguments), prints
+/// the digest and the wall time.
+pub fn main_for(allocator: &str) {
+    let size = Size::from_args();
+    let start = std::time::Instant::now();
+    let digest = run(size);
+    let elapsed = start.elapsed();
+    println!("allocator: {allocator}");
+    println!("digest: {digest:016x}");
+    println!("wall: {:.3} s", elapsed.as_secs_f64());
+}
