@@ -582,6 +582,14 @@ impl SlabAllocator {
     }
 }
 
+impl Default for SlabAllocator {
+    /// [`SlabAllocator::new`]: the general-purpose configuration, reserved on
+    /// first use.
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl core::fmt::Debug for SlabAllocator {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let mut d = f.debug_struct("SlabAllocator");

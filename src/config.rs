@@ -16,6 +16,11 @@ use crate::size_class::{GRANULE, MAX_CLASSES, MAX_CLASS_SIZE};
 pub const MIN_CLASS_SIZE: usize = 8;
 /// Default pool capacity: 1 GiB of address space, committed on first touch.
 pub const DEFAULT_CAPACITY: usize = 1 << 30;
+/// Capacity of [`Profile::General`]: 64 GiB of address space. Only touched
+/// pages are committed, so this costs nothing until used; it keeps every one
+/// of the 44 classes (about 1.5 GiB each) from running dry in ordinary
+/// programs, which matters most when the allocator is the global one.
+pub const GENERAL_CAPACITY: usize = 64 << 30;
 /// Default per-thread, per-class magazine depth (blocks).
 pub const DEFAULT_CACHE_DEPTH: usize = 64;
 /// Largest accepted magazine depth.
@@ -43,7 +48,8 @@ pub enum Fallback {
 /// The reference configurations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Profile {
-    /// General purpose (the default): 44 classes from 8 B to 32 KiB, stepping
+    /// General purpose (the default): 64 GiB of address space (committed
+    /// on touch), 44 classes from 8 B to 32 KiB, stepping
     /// by 8 B up to 64 B, by 16 B up to 128 B, then four steps per doubling.
     /// Rounding up wastes at most 7 bytes below 24 B (the 8-byte granule),
     /// at most 25 % of a block above 24 B and at most 20 % above 64 B.
@@ -104,6 +110,7 @@ impl Profile {
 
     fn capacity(self) -> usize {
         match self {
+            Profile::General => GENERAL_CAPACITY,
             Profile::Embedded => 1 << 20,
             _ => DEFAULT_CAPACITY,
         }
@@ -349,7 +356,12 @@ impl Builder {
             (None, Some(_)) => vec![1; classes.len()],
             (None, None) => self.profile.weights(),
         };
-        let capacity = self.capacity.unwrap_or_else(|| self.profile.capacity());
+        // The profile's capacity fits the profile's classes; explicit classes
+        // get the plain default.
+        let capacity = self.capacity.unwrap_or_else(|| match self.classes {
+            Some(_) => DEFAULT_CAPACITY,
+            None => self.profile.capacity(),
+        });
         if capacity > MAX_CAPACITY {
             return Err(ConfigError::CapacityTooLarge { capacity, max: MAX_CAPACITY });
         }

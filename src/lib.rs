@@ -26,7 +26,7 @@ pub use allocator::SlabAllocator;
 pub use global::SlabHandle;
 pub use allocator_api2::alloc::AllocError;
 pub use config::{
-    Builder, ConfigError, Fallback, Profile, DEFAULT_CACHED_THREADS, DEFAULT_CACHE_DEPTH, DEFAULT_CAPACITY,
+    Builder, ConfigError, Fallback, Profile, DEFAULT_CACHED_THREADS, DEFAULT_CACHE_DEPTH, DEFAULT_CAPACITY, GENERAL_CAPACITY,
     MAX_CACHED_THREADS, MAX_CACHE_DEPTH, MAX_CAPACITY, MIN_CLASS_SIZE,
 };
 pub use size_class::{natural_alignment, MAX_ALIGN, MAX_CLASSES, MAX_CLASS_SIZE};
