@@ -533,6 +533,25 @@ impl SlabAllocator {
             .then(|| region.pool(class).block_size())
     }
 
+    /// Whether a block of `old` at `ptr` lives in the system allocator and a
+    /// block of `new` would too, so that resizing can be left to it: the
+    /// block is outside the pool, neither layout is zero-size, and no class
+    /// holds `new` (while the allocator is still being initialised or failed
+    /// to, every request is the system's).
+    pub(crate) fn both_with_the_system(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> bool {
+        if old.size() == 0 || new.size() == 0 {
+            return false;
+        }
+        match self.ready_region() {
+            Some(region) => {
+                region.class_of(ptr.as_ptr()).is_none()
+                    && region.class_for(new.size(), new.align()).is_none()
+                    && region.fallback() == Fallback::System
+            }
+            None => true,
+        }
+    }
+
     /// The usable size of the block at `ptr`: its class's block size if
     /// `ptr` is inside this allocator's pool, `None` if it is not (a
     /// fallback block, a zero-size allocation, or a foreign pointer).

@@ -11,6 +11,7 @@
 //! allocate, copy and free, also across to and from the system fallback.
 
 use core::alloc::{GlobalAlloc, Layout};
+use std::alloc::System;
 use core::ops::Deref;
 use core::ptr::{self, NonNull};
 use std::sync::Arc;
@@ -48,6 +49,11 @@ unsafe impl GlobalAlloc for SlabAllocator {
             let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
             if self.resize_in_place(block, new_layout).is_some() {
                 return ptr;
+            }
+            if self.both_with_the_system(block, layout, new_layout) {
+                // The system's own realloc may grow in place or remap huge
+                // blocks instead of copying them.
+                return System.realloc(ptr, layout, new_size);
             }
             let Ok(new) = self.allocate(new_layout) else {
                 return ptr::null_mut();
