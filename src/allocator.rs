@@ -378,7 +378,7 @@ impl SlabAllocator {
     fn allocate_refill(&self, slot: SlotPtr, class: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         // SAFETY: as in `allocate`, whose slot and class these are.
         let magazine = unsafe { self.hot().cache.magazine(slot, class) };
-        match magazine.refill_and_pop(self.region().pool(class), self.hot().cache.batch, layout.size()) {
+        match magazine.refill_and_pop(self.region().pool(class), self.hot().cache.refill_batch(class), layout.size()) {
             Some(block) => Ok(block),
             None => self.allocate_fallback(Some(class), layout),
         }
@@ -449,7 +449,7 @@ impl SlabAllocator {
         // SAFETY: forwarded from the caller (`deallocate`).
         unsafe {
             let magazine = self.hot().cache.magazine(slot, class);
-            magazine.flush_and_push(self.region().pool(class), self.hot().cache.batch, ptr);
+            magazine.flush_and_push(self.region().pool(class), self.hot().cache.flush_batch(class), ptr);
         }
     }
 

@@ -25,6 +25,11 @@ pub const GENERAL_CAPACITY: usize = 64 << 30;
 pub const DEFAULT_CACHE_DEPTH: usize = 64;
 /// Largest accepted magazine depth.
 pub const MAX_CACHE_DEPTH: usize = 4096;
+/// Default byte budget of one magazine: small classes get deeper magazines
+/// (up to [`MAX_SCALED_DEPTH`] blocks), large ones keep `cache_depth`.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 10;
+/// Deepest magazine that `cache_bytes` scaling gives a class.
+pub const MAX_SCALED_DEPTH: usize = 1024;
 /// Default number of threads that get a private cache; further threads are
 /// served straight from the shared stacks.
 pub const DEFAULT_CACHED_THREADS: usize = 256;
@@ -124,6 +129,13 @@ impl Profile {
         match self {
             Profile::Embedded => 16,
             _ => DEFAULT_CACHE_DEPTH,
+        }
+    }
+
+    fn cache_bytes(self) -> usize {
+        match self {
+            Profile::Embedded => 0,
+            _ => DEFAULT_CACHE_BYTES,
         }
     }
 
@@ -269,8 +281,25 @@ pub struct ValidConfig {
     pub(crate) capacity: usize,
     pub(crate) populate: bool,
     pub(crate) cache_depth: usize,
+    /// Byte budget per magazine (0: every class gets `cache_depth`).
+    pub(crate) cache_bytes: usize,
     pub(crate) cached_threads: usize,
     pub(crate) fallback: Fallback,
+    /// Advise the kernel to back the spans with transparent huge pages.
+    pub(crate) huge_pages: bool,
+}
+
+impl ValidConfig {
+    /// The magazine depth of each class (see [`Builder::cache_bytes`]).
+    pub(crate) fn class_depths(&self) -> Vec<usize> {
+        self.classes
+            .iter()
+            .map(|&size| match self.cache_depth {
+                0 => 0,
+                depth => depth.max((self.cache_bytes / size).min(MAX_SCALED_DEPTH)),
+            })
+            .collect()
+    }
 }
 
 /// Builds a [`SlabAllocator`](crate::SlabAllocator); see the crate docs for
@@ -283,8 +312,10 @@ pub struct Builder {
     capacity: Option<usize>,
     populate: Option<bool>,
     cache_depth: Option<usize>,
+    cache_bytes: Option<usize>,
     cached_threads: Option<usize>,
     fallback: Option<Fallback>,
+    huge_pages: bool,
 }
 
 impl Builder {
@@ -328,9 +359,21 @@ impl Builder {
     }
 
     /// Blocks each thread may keep per class (0 disables thread caches). Half
-    /// a magazine moves to or from the shared stack at a time.
+    /// a magazine (a refill: at most 64 blocks) moves to or from the shared
+    /// stack at a time. Set explicitly, it is every class's depth exactly,
+    /// unless [`cache_bytes`](Self::cache_bytes) is set too.
     pub fn cache_depth(mut self, depth: usize) -> Self {
         self.cache_depth = Some(depth);
+        self
+    }
+
+    /// A byte budget per magazine: a class of `size`-byte blocks keeps up to
+    /// `max(cache_depth, min(bytes / size, 1024))` blocks per thread, so small
+    /// classes absorb larger bursts without touching the shared stack. The
+    /// profiles default to 64 KiB ([`Profile::Embedded`]: 0, a uniform
+    /// depth); 0 turns scaling off.
+    pub fn cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache_bytes = Some(bytes);
         self
     }
 
@@ -344,6 +387,18 @@ impl Builder {
     /// What to do when a request can't be served from the pool.
     pub fn fallback(mut self, fallback: Fallback) -> Self {
         self.fallback = Some(fallback);
+        self
+    }
+
+    /// Ask the kernel to back the blocks' spans with transparent huge pages
+    /// (`madvise(MADV_HUGEPAGE)`, Linux), which cuts TLB misses when many
+    /// blocks are touched. Off by default. This is advice, not a demand: a
+    /// kernel without THP support, or with THP set to `never`, ignores it and
+    /// `build()` still succeeds with ordinary pages; even with THP on, the
+    /// kernel grants huge pages only where it has them. Huge pages commit
+    /// memory 2 MiB at a time, so a lightly used pool may take more RSS.
+    pub fn huge_pages(mut self, huge_pages: bool) -> Self {
+        self.huge_pages = huge_pages;
         self
     }
 
@@ -370,6 +425,12 @@ impl Builder {
         if cache_depth == 1 || cache_depth > MAX_CACHE_DEPTH {
             return Err(ConfigError::InvalidCacheDepth { depth: cache_depth });
         }
+        // An explicit depth means exactly that depth unless a byte budget is
+        // given as well.
+        let cache_bytes = self.cache_bytes.unwrap_or(match self.cache_depth {
+            Some(_) => 0,
+            None => self.profile.cache_bytes(),
+        });
         let cached_threads = self.cached_threads.unwrap_or(DEFAULT_CACHED_THREADS);
         if cached_threads == 0 || cached_threads > MAX_CACHED_THREADS {
             return Err(ConfigError::InvalidCachedThreads { threads: cached_threads });
@@ -380,8 +441,10 @@ impl Builder {
             capacity,
             populate: self.populate.unwrap_or_else(|| self.profile.populate()),
             cache_depth,
+            cache_bytes,
             cached_threads,
             fallback: self.fallback.unwrap_or_else(|| self.profile.fallback()),
+            huge_pages: self.huge_pages,
         })
     }
 
@@ -499,6 +562,15 @@ mod tests {
             .validate()
             .unwrap();
         assert_eq!(c.blocks, vec![(3 << 18) / 64, (1 << 18) / 256]);
+    }
+
+    #[test]
+    fn huge_pages_are_off_unless_asked_for() {
+        for p in Profile::ALL {
+            assert!(!Builder::new().profile(p).validate().unwrap().huge_pages, "{p:?}");
+            assert!(Builder::new().huge_pages(true).profile(p).validate().unwrap().huge_pages, "{p:?}");
+        }
+        assert!(!Builder::new().huge_pages(true).huge_pages(false).validate().unwrap().huge_pages);
     }
 
     #[test]

@@ -17,16 +17,19 @@ mod stats; //          counters snapshot and its table
 mod global; //         GlobalAlloc and allocator_api2::Allocator glue
 mod lazy; //         const construction, once-only initialisation
 mod allocator; //      SlabAllocator: the parts tied together, fallback
+mod arena; //          Arena: a lock-free bump arena over its own reservation
 
 #[cfg(all(test, lockfree_slab_loom))]
 #[path = "../loom_tests/mod.rs"]
 mod loom_tests;
 
 pub use allocator::SlabAllocator;
+pub use arena::{Arena, ArenaError};
 pub use global::SlabHandle;
 pub use allocator_api2::alloc::AllocError;
 pub use config::{
-    Builder, ConfigError, Fallback, Profile, DEFAULT_CACHED_THREADS, DEFAULT_CACHE_DEPTH, DEFAULT_CAPACITY, GENERAL_CAPACITY,
+    Builder, ConfigError, Fallback, Profile, DEFAULT_CACHED_THREADS, DEFAULT_CACHE_BYTES, DEFAULT_CACHE_DEPTH, DEFAULT_CAPACITY,
+    GENERAL_CAPACITY, MAX_SCALED_DEPTH,
     MAX_CACHED_THREADS, MAX_CACHE_DEPTH, MAX_CAPACITY, MIN_CLASS_SIZE,
 };
 pub use size_class::{natural_alignment, MAX_ALIGN, MAX_CLASSES, MAX_CLASS_SIZE};

@@ -18,6 +18,10 @@
 //!   only its share of the capacity from the start of its span; the rest of
 //!   the span is address space that is never touched.
 //!
+//! With `huge_pages(true)` the spans (not the metadata) are advised to be
+//! backed by transparent huge pages; the kernel may decline, which changes
+//! nothing but the page size.
+//!
 //! Keeping the metadata in the reservation means building an allocator
 //! allocates nothing through any Rust allocator, and dropping it is one
 //! `munmap`. Pages are committed on first touch (links and magazines too)
@@ -168,7 +172,7 @@ impl Region {
     pub(crate) fn create(config: &ValidConfig) -> Result<NonNull<Region>, ConfigError> {
         let n = config.classes.len();
         let (by_granule, by_align) = build_tables(&config.classes);
-        let cache = CacheGeometry::new(n, config.cache_depth, config.cached_threads);
+        let cache = CacheGeometry::with_depths(&config.class_depths(), config.cached_threads);
         let layout = Layout::new(config, by_granule.len(), by_align.len(), &cache);
         let base = os::reserve(layout.total)
             .map_err(|e| ConfigError::ReserveFailed { bytes: layout.total, errno: e.errno })?;
@@ -214,6 +218,12 @@ impl Region {
                 caches,
                 oversize: CachePadded::new(OversizeCounters::default()),
             });
+            // Before populate, so that populating faults in huge pages where
+            // the kernel grants them. A refusal (no THP) is not an error:
+            // the spans work the same with base pages.
+            if config.huge_pages {
+                let _accepted = os::advise_huge_pages(at(layout.meta_len), n << layout.span_shift);
+            }
             if config.populate {
                 os::populate(base.as_ptr(), layout.meta_len);
                 for (class, (&size, &blocks)) in config.classes.iter().zip(&config.blocks).enumerate() {

@@ -21,6 +21,7 @@ use core::ptr::NonNull;
 
 use crate::class_pool::ClassPool;
 use crate::config::MAX_CACHED_THREADS;
+use crate::size_class::MAX_CLASSES;
 use crate::sync::{bump_owned, AtomicU32, AtomicU64, Ordering, ZeroableAtomic};
 
 /// The owner-written head of one magazine: its length and its counters.
@@ -92,10 +93,17 @@ impl ZeroableAtomic for MagazineHeader {
 /// finds the class from the address, reaches its magazine without a multiply.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct CacheGeometry {
-    /// Blocks per magazine (0: caches disabled).
+    /// The largest magazine depth of any class (0: caches disabled); the
+    /// block arrays are cut for it.
+    #[cfg_attr(not(any(test, lockfree_slab_loom)), allow(dead_code))]
     pub(crate) depth: u32,
-    /// Blocks per refill and per flush: half a magazine.
+    /// Blocks per refill and per flush when every class has depth `depth`
+    /// (half a magazine); per-class values come from
+    /// [`refill_batch`](Self::refill_batch) and [`flush_batch`](Self::flush_batch).
+    #[cfg_attr(not(any(test, lockfree_slab_loom)), allow(dead_code))]
     pub(crate) batch: u32,
+    /// Magazine depth of each class.
+    depths: [u16; MAX_CLASSES],
     /// log2 of the bytes between two classes' block arrays.
     blocks_shift: u32,
     /// Bytes of the header array, where the block arrays start.
@@ -107,25 +115,62 @@ pub(crate) struct CacheGeometry {
     pub(crate) slots: u32,
 }
 
+/// Most blocks one refill takes from a stack: a longer walk would widen the
+/// window in which another thread's push or pop makes the CAS fail.
+const MAX_REFILL: u32 = 64;
+
 impl CacheGeometry {
     /// No caches at all.
-    pub(crate) const DISABLED: CacheGeometry =
-        CacheGeometry { depth: 0, batch: 0, blocks_shift: 0, headers_len: 0, slot_size: 0, slots: 0 };
+    pub(crate) const DISABLED: CacheGeometry = CacheGeometry {
+        depth: 0,
+        batch: 0,
+        depths: [0; MAX_CLASSES],
+        blocks_shift: 0,
+        headers_len: 0,
+        slot_size: 0,
+        slots: 0,
+    };
 
+    /// Every one of `classes` classes with magazines of `depth` blocks.
+    #[cfg_attr(not(any(test, lockfree_slab_loom)), allow(dead_code))]
     pub(crate) fn new(classes: usize, depth: usize, slots: usize) -> Self {
+        Self::with_depths(&vec![depth; classes], slots)
+    }
+
+    /// One magazine depth per class (all 0: caches disabled). Depths are at
+    /// most `MAX_CACHE_DEPTH`, so they fit the table's `u16`.
+    pub(crate) fn with_depths(depths: &[usize], slots: usize) -> Self {
+        let classes = depths.len();
+        let depth = depths.iter().copied().max().unwrap_or(0);
         if depth == 0 {
             return Self::DISABLED;
+        }
+        let mut table = [0u16; MAX_CLASSES];
+        for (entry, &d) in table.iter_mut().zip(depths) {
+            *entry = d as u16;
         }
         let headers_len = (classes * core::mem::size_of::<MagazineHeader>()).next_multiple_of(128);
         let blocks_stride = (depth * core::mem::size_of::<usize>()).next_power_of_two();
         CacheGeometry {
             depth: depth as u32,
             batch: (depth / 2).max(1) as u32,
+            depths: table,
             blocks_shift: blocks_stride.trailing_zeros(),
             headers_len,
             slot_size: (headers_len + classes * blocks_stride).next_multiple_of(128),
             slots: slots as u32,
         }
+    }
+
+    /// Blocks one refill of `class` asks for: half a magazine, at most
+    /// [`MAX_REFILL`].
+    pub(crate) fn refill_batch(&self, class: usize) -> u32 {
+        (u32::from(self.depths[class]) / 2).clamp(1, MAX_REFILL)
+    }
+
+    /// Blocks one flush of `class` gives back: the older half of a magazine.
+    pub(crate) fn flush_batch(&self, class: usize) -> u32 {
+        (u32::from(self.depths[class]) / 2).max(1)
     }
 
     /// Bytes of the whole slot area.
@@ -149,7 +194,7 @@ impl CacheGeometry {
         // magazine (the `'static` never escapes a method of the allocator).
         let header = unsafe { &*base.cast::<MagazineHeader>().add(class) };
         let blocks = base.wrapping_add(self.headers_len + (class << self.blocks_shift)).cast::<NonNull<u8>>();
-        Magazine { header, blocks, depth: self.depth }
+        Magazine { header, blocks, depth: u32::from(self.depths[class]) }
     }
 }
 
@@ -429,6 +474,11 @@ mod tests {
         assert_eq!((odd.depth, odd.batch), (6, 3));
         assert_eq!(1usize << odd.blocks_shift, 64, "6 pointers round up to a 64-byte stride");
         assert_eq!(CacheGeometry::new(3, 0, 8).area_len(), 0, "depth 0 disables caches");
+        let scaled = CacheGeometry::with_depths(&[1024, 256, 64], 1);
+        assert_eq!(scaled.depth, 1024);
+        assert_eq!(1usize << scaled.blocks_shift, 8192, "arrays are cut for the deepest class");
+        assert_eq!((scaled.refill_batch(0), scaled.flush_batch(0)), (64, 512), "refills stay short");
+        assert_eq!((scaled.refill_batch(2), scaled.flush_batch(2)), (32, 32));
     }
 
     #[test]
