@@ -84,6 +84,30 @@ mod imp {
         }
     }
 
+    /// Asks the kernel to back `ptr..ptr + len` with transparent huge pages
+    /// (`madvise(MADV_HUGEPAGE)`). Returns whether the kernel accepted the
+    /// advice; a refusal (a kernel built without THP, or THP set to `never`)
+    /// is not an error: the range keeps working with base pages. Even when
+    /// accepted, the kernel grants huge pages only where it can.
+    ///
+    /// # Safety
+    ///
+    /// The range must lie inside one reservation from [`reserve`] (the advice
+    /// then changes only how this crate's own pages are backed, never their
+    /// contents).
+    pub(crate) unsafe fn advise_huge_pages(ptr: *mut u8, len: usize) -> bool {
+        if len == 0 {
+            return true;
+        }
+        let start = ptr as usize & !(super::PAGE - 1);
+        let end = (ptr as usize + len).next_multiple_of(super::PAGE);
+        // SAFETY: the page-rounded range is inside our own mapping (the
+        // caller's contract, and reservations start and end on pages);
+        // MADV_HUGEPAGE only changes how the range is backed.
+        let rc = unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        rc == 0
+    }
+
     /// Returns a whole reservation to the OS with one `munmap`.
     ///
     /// # Safety
@@ -114,8 +138,8 @@ mod imp {
 
     pub(crate) fn reserve(len: usize) -> Result<NonNull<u8>, OsError> {
         let layout = Layout::from_size_align(len, PAGE).map_err(|_| OsError { errno: libc::ENOMEM })?;
-        // SAFETY: `len > 0` is guaranteed by the region layout (it always
-        // holds the control block).
+        // SAFETY: `len > 0`: a region always holds its control block, and
+        // `Arena::new` refuses zero bytes before reserving.
         NonNull::new(unsafe { alloc_zeroed(layout) }).ok_or(OsError { errno: libc::ENOMEM })
     }
 
@@ -123,6 +147,14 @@ mod imp {
     ///
     /// As for the native version; here a no-op.
     pub(crate) unsafe fn populate(_ptr: *mut u8, _len: usize) {}
+
+    /// # Safety
+    ///
+    /// As for the native version; here a no-op that reports a refusal (a
+    /// heap stand-in has no huge pages to give).
+    pub(crate) unsafe fn advise_huge_pages(_ptr: *mut u8, _len: usize) -> bool {
+        false
+    }
 
     /// # Safety
     ///
@@ -135,7 +167,7 @@ mod imp {
     }
 }
 
-pub(crate) use imp::{populate, release, reserve};
+pub(crate) use imp::{advise_huge_pages, populate, release, reserve};
 
 #[cfg(all(test, not(any(miri, lockfree_slab_loom))))]
 mod tests {
@@ -151,6 +183,24 @@ mod tests {
             populate(base.as_ptr(), len);
             assert_eq!(*base.as_ptr().add(len - 1), 0, "fresh memory reads as zero");
             base.as_ptr().add(10 * PAGE).write(7);
+            release(base, len);
+        }
+    }
+
+    #[test]
+    fn huge_page_advice_keeps_contents_and_the_mapping_usable() {
+        let len = 1024 * PAGE; // 4 MiB: room for at least one 2 MiB huge page
+        let base = reserve(len).expect("a small reservation");
+        // SAFETY: inside the fresh reservation; released once at the end.
+        unsafe {
+            base.as_ptr().add(5).write(42);
+            // Accepted or not (THP may be off on this machine), the advice
+            // must leave the contents and the mapping as they were.
+            let _accepted = advise_huge_pages(base.as_ptr(), len);
+            assert_eq!(*base.as_ptr().add(5), 42);
+            assert_eq!(*base.as_ptr().add(len - 1), 0);
+            base.as_ptr().add(len - 1).write(9);
+            assert_eq!(*base.as_ptr().add(len - 1), 9);
             release(base, len);
         }
     }

@@ -32,3 +32,22 @@ fn a_refused_reservation_is_a_config_error() {
     // A pool that fits still builds.
     SlabAllocator::builder().size_classes(&[64]).capacity(1 << 20).build().expect("a small pool fits");
 }
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_refused_arena_reservation_is_an_arena_error() {
+    use lockfree_slab::{Arena, ArenaError};
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    // The same limit as the test above (whichever runs first sets it).
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut limit), 0);
+        let cap: libc::rlim_t = 16 << 30;
+        limit.rlim_cur = if limit.rlim_max == libc::RLIM_INFINITY { cap } else { limit.rlim_max.min(cap) };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &limit), 0);
+    }
+    let err = Arena::new(64 << 30).unwrap_err();
+    assert_eq!(err, ArenaError::ReserveFailed { bytes: 64 << 30, errno: libc::ENOMEM });
+    assert!(err.to_string().contains("ulimit -v"), "{err}");
+    Arena::new(1 << 20).expect("a small arena fits");
+}
