@@ -194,7 +194,9 @@ impl CacheGeometry {
         // magazine (the `'static` never escapes a method of the allocator).
         let header = unsafe { &*base.cast::<MagazineHeader>().add(class) };
         let blocks = base.wrapping_add(self.headers_len + (class << self.blocks_shift)).cast::<NonNull<u8>>();
-        Magazine { header, blocks, depth: u32::from(self.depths[class]) }
+        // The mask keeps the index in the table without a bounds check
+        // (`class` is a class of the region, so it is below MAX_CLASSES).
+        Magazine { header, blocks, depth: u32::from(self.depths[class & (MAX_CLASSES - 1)]) }
     }
 }
 
