@@ -16,7 +16,12 @@ use tikv_jemallocator::Jemalloc;
 mod common;
 use common::*;
 
-fn bench<A: BenchAlloc + ?Sized>(c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, name: &str, size: usize, a: &A) {
+fn bench<A: BenchAlloc + ?Sized>(
+    c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    size: usize,
+    a: &A,
+) {
     let l = layout(size);
     c.bench_with_input(BenchmarkId::new(name, size), &size, |b, _| {
         b.iter(|| {

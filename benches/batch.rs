@@ -18,7 +18,12 @@ use common::*;
 const N: usize = 1000;
 const SIZE: usize = 64;
 
-fn bench<A: BenchAlloc + ?Sized>(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, name: &str, order: Order, a: &A) {
+fn bench<A: BenchAlloc + ?Sized>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    order: Order,
+    a: &A,
+) {
     let l = layout(SIZE);
     let mut slots = vec![ptr::null_mut::<u8>(); N];
     g.bench_function(BenchmarkId::new(name, format!("{}x{SIZE}B/{}", N, order.name())), |b| {

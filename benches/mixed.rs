@@ -16,7 +16,12 @@ use tikv_jemallocator::Jemalloc;
 mod common;
 use common::*;
 
-fn bench<A: BenchAlloc + Send + Sync + 'static>(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, name: &str, threads: usize, a: &Arc<A>) {
+fn bench<A: BenchAlloc + Send + Sync + 'static>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    threads: usize,
+    a: &Arc<A>,
+) {
     // Elements: allocations per round, all threads (each is followed by a
     // free once the slots are full).
     g.throughput(Throughput::Elements((threads * MIXED_ROUND) as u64));

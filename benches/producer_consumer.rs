@@ -16,7 +16,12 @@ use tikv_jemallocator::Jemalloc;
 mod common;
 use common::*;
 
-fn bench<A: BenchAlloc + Send + Sync + 'static>(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, name: &str, size: usize, a: &Arc<A>) {
+fn bench<A: BenchAlloc + Send + Sync + 'static>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    size: usize,
+    a: &Arc<A>,
+) {
     g.bench_with_input(BenchmarkId::new(name, format!("{size}B/2 threads")), &size, |b, &size| {
         b.iter_custom(|iters| producer_consumer(a, layout(size), Stop::after_rounds(iters), None, None).elapsed)
     });

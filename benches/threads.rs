@@ -19,7 +19,12 @@ use common::*;
 
 const SIZE: usize = 64;
 
-fn bench<A: BenchAlloc + Send + Sync + 'static>(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, name: &str, threads: usize, a: A) {
+fn bench<A: BenchAlloc + Send + Sync + 'static>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    threads: usize,
+    a: A,
+) {
     let a = Arc::new(a);
     g.throughput(Throughput::Elements((threads * 2 * CHURN) as u64));
     g.bench_with_input(BenchmarkId::new(name, threads), &threads, |b, &threads| {

@@ -25,10 +25,10 @@ use mimalloc::MiMalloc;
 #[cfg(not(target_env = "msvc"))]
 use tikv_jemallocator::Jemalloc;
 
-#[path = "../benches/common/mod.rs"]
-mod common;
 #[path = "compare/cli.rs"]
 mod cli;
+#[path = "../benches/common/mod.rs"]
+mod common;
 #[path = "compare/report.rs"]
 mod report;
 #[path = "compare/rss.rs"]
@@ -152,7 +152,13 @@ fn time_runs(plan: &Plan, mut run: impl FnMut(Duration) -> Run) -> (u64, f64) {
 }
 
 /// Single-thread cells for one allocator.
-fn single<A: BenchAlloc + ?Sized>(plan: &Plan, a: &A, w: Workload, size: usize, order: Order) -> ((u64, f64), Vec<u32>) {
+fn single<A: BenchAlloc + ?Sized>(
+    plan: &Plan,
+    a: &A,
+    w: Workload,
+    size: usize,
+    order: Order,
+) -> ((u64, f64), Vec<u32>) {
     let l = layout(size);
     match w {
         Workload::AllocFree => {
@@ -176,7 +182,12 @@ fn single<A: BenchAlloc + ?Sized>(plan: &Plan, a: &A, w: Workload, size: usize, 
 }
 
 /// Multi-thread cells for one allocator.
-fn multi<A: BenchAlloc + Send + Sync + 'static>(plan: &Plan, a: &Arc<A>, w: Workload, threads: usize) -> ((u64, f64), Vec<u32>) {
+fn multi<A: BenchAlloc + Send + Sync + 'static>(
+    plan: &Plan,
+    a: &Arc<A>,
+    w: Workload,
+    threads: usize,
+) -> ((u64, f64), Vec<u32>) {
     let l = layout(64);
     let go = |d: Option<Duration>, timed: Option<usize>| match w {
         Workload::Threads => threads_churn(a, threads, l, Stop::on_flag(), d, timed),

@@ -54,7 +54,11 @@ fn take_one_races_give_back_near_exhaustion() {
         let taker = {
             let f = Arc::clone(&f);
             thread::spawn(move || {
-                [f.pool.take_one(), f.pool.take_one()].into_iter().flatten().map(|p| f.pool.index_of(p)).collect::<Vec<_>>()
+                [f.pool.take_one(), f.pool.take_one()]
+                    .into_iter()
+                    .flatten()
+                    .map(|p| f.pool.index_of(p))
+                    .collect::<Vec<_>>()
             })
         };
         let mut held: Vec<u32> = giver.join().unwrap().into_iter().collect();

@@ -49,11 +49,7 @@ where
         counted.fetch_add(1, StdOrdering::Relaxed);
         model();
     });
-    println!(
-        "loom model {name}: {} interleavings in {:.2?}",
-        runs.load(StdOrdering::Relaxed),
-        start.elapsed()
-    );
+    println!("loom model {name}: {} interleavings in {:.2?}", runs.load(StdOrdering::Relaxed), start.elapsed());
 }
 
 /// A stack over `capacity` blocks with its own link array.

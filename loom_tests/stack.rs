@@ -96,10 +96,8 @@ fn aba_stale_head_cannot_win() {
                 b
             })
         };
-        let mut held: Vec<u32> = [stale_popper.join().unwrap(), pop_pop_push.join().unwrap()]
-            .into_iter()
-            .flatten()
-            .collect();
+        let mut held: Vec<u32> =
+            [stale_popper.join().unwrap(), pop_pop_push.join().unwrap()].into_iter().flatten().collect();
         held.extend(f.drain(CAP));
         assert_all_blocks(held, CAP);
     });

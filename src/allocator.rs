@@ -289,7 +289,13 @@ impl SlabAllocator {
     /// `slot` is the calling thread's own slot of this region and `class` is
     /// one of its classes.
     #[inline(always)]
-    unsafe fn allocate_in(&self, hot: &HotPath, slot: SlotPtr, class: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    unsafe fn allocate_in(
+        &self,
+        hot: &HotPath,
+        slot: SlotPtr,
+        class: usize,
+        layout: Layout,
+    ) -> Result<NonNull<u8>, AllocError> {
         // SAFETY: forwarded from the caller.
         let magazine = unsafe { hot.cache.magazine(slot, class) };
         match magazine.pop(layout.size()) {

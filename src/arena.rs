@@ -564,7 +564,10 @@ mod tests {
     fn new_refuses_zero_and_too_much() {
         assert_eq!(Arena::new(0).unwrap_err(), ArenaError::ZeroCapacity);
         let too_much = Arena::MAX_CAPACITY + 1;
-        assert_eq!(Arena::new(too_much).unwrap_err(), ArenaError::TooLarge { bytes: too_much, max: Arena::MAX_CAPACITY });
+        assert_eq!(
+            Arena::new(too_much).unwrap_err(),
+            ArenaError::TooLarge { bytes: too_much, max: Arena::MAX_CAPACITY }
+        );
         assert_eq!(Arena::new(1).unwrap().capacity(), PAGE);
         assert_eq!(Arena::new(PAGE + 1).unwrap().capacity(), 2 * PAGE);
     }

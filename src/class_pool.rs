@@ -90,12 +90,7 @@ impl ClassPool {
     /// `span_base..span_base + block_size * capacity` must be memory this
     /// pool may hand out for as long as it lives, and `links` must satisfy
     /// [`TaggedStack::new`]'s contract for `capacity` blocks.
-    pub(crate) unsafe fn new(
-        block_size: usize,
-        capacity: u32,
-        span_base: *mut u8,
-        links: *const AtomicU32,
-    ) -> Self {
+    pub(crate) unsafe fn new(block_size: usize, capacity: u32, span_base: *mut u8, links: *const AtomicU32) -> Self {
         ClassPool {
             block_size,
             capacity,

@@ -506,10 +506,7 @@ fn shares(classes: &[usize], weights: &[u32], capacity: usize) -> Result<Vec<u32
                 return Err(ConfigError::CapacityTooSmall { class, share });
             }
             // u32::MAX is the stack's "no block" index.
-            u32::try_from(blocks)
-                .ok()
-                .filter(|&b| b < u32::MAX)
-                .ok_or(ConfigError::TooManyBlocks { class, blocks })
+            u32::try_from(blocks).ok().filter(|&b| b < u32::MAX).ok_or(ConfigError::TooManyBlocks { class, blocks })
         })
         .collect()
 }
@@ -555,12 +552,7 @@ mod tests {
 
     #[test]
     fn split_is_applied_in_percent() {
-        let c = Builder::new()
-            .size_classes(&[64, 256])
-            .split(&[75, 25])
-            .capacity(1 << 20)
-            .validate()
-            .unwrap();
+        let c = Builder::new().size_classes(&[64, 256]).split(&[75, 25]).capacity(1 << 20).validate().unwrap();
         assert_eq!(c.blocks, vec![(3 << 18) / 64, (1 << 18) / 256]);
     }
 
@@ -643,11 +635,7 @@ mod tests {
                 ConfigError::InvalidCacheDepth { depth: MAX_CACHE_DEPTH + 1 },
                 "2..=4096",
             ),
-            (
-                Builder::new().max_cached_threads(0),
-                ConfigError::InvalidCachedThreads { threads: 0 },
-                "served uncached",
-            ),
+            (Builder::new().max_cached_threads(0), ConfigError::InvalidCachedThreads { threads: 0 }, "served uncached"),
         ];
         for (builder, expected, hint) in cases {
             let got = err(builder);

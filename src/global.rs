@@ -11,9 +11,9 @@
 //! allocate, copy and free, also across to and from the system fallback.
 
 use core::alloc::{GlobalAlloc, Layout};
-use std::alloc::System;
 use core::ops::Deref;
 use core::ptr::{self, NonNull};
+use std::alloc::System;
 use std::sync::Arc;
 
 use allocator_api2::alloc::{AllocError, Allocator};

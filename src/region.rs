@@ -392,7 +392,8 @@ mod tests {
 
     #[test]
     fn spans_are_equal_powers_of_two_and_do_not_overlap() {
-        let builder = Builder::new().size_classes(&[64, 256, 1024]).split(&[60, 30, 10]).capacity(1 << 20).cache_depth(4);
+        let builder =
+            Builder::new().size_classes(&[64, 256, 1024]).split(&[60, 30, 10]).capacity(1 << 20).cache_depth(4);
         with_region(builder, |r| {
             let bases: Vec<usize> = r.pools().iter().map(|p| p.address_of(0).as_ptr() as usize).collect();
             let span = bases[1] - bases[0];

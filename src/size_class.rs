@@ -132,7 +132,10 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "exhaustive over every size and alignment: millions of lookups; the native run covers it")]
+    #[cfg_attr(
+        miri,
+        ignore = "exhaustive over every size and alignment: millions of lookups; the native run covers it"
+    )]
     fn every_profile_matches_the_reference_for_every_size_and_alignment() {
         for profile in Profile::ALL {
             check_exhaustively(&profile.size_classes());
@@ -140,7 +143,10 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "exhaustive over every size and alignment: millions of lookups; the native run covers it")]
+    #[cfg_attr(
+        miri,
+        ignore = "exhaustive over every size and alignment: millions of lookups; the native run covers it"
+    )]
     fn awkward_classes_match_the_reference() {
         // 24 and 40 are only 8-aligned: a 16-aligned request must skip them.
         check_exhaustively(&[8, 24, 40, 96, 4104]);

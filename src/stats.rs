@@ -197,8 +197,18 @@ impl fmt::Display for Stats {
         writeln!(
             f,
             "{:>8} {:>10} {:>10} {:>10} {:>9} {:>8} {:>12} {:>9} {:>8} {:>8} {:>9} {:>6}",
-            "class", "capacity", "carved", "in use", "stack", "caches", "hits", "misses", "refills", "flushes",
-            "fallback", "frag"
+            "class",
+            "capacity",
+            "carved",
+            "in use",
+            "stack",
+            "caches",
+            "hits",
+            "misses",
+            "refills",
+            "flushes",
+            "fallback",
+            "frag"
         )?;
         let row = |f: &mut fmt::Formatter<'_>, label: String, c: &ClassStats| {
             writeln!(
@@ -243,7 +253,15 @@ mod tests {
     use super::*;
 
     fn class(carved: u64, in_use: u64, stack: u64, caches: u64) -> ClassStats {
-        ClassStats { block_size: 64, capacity: 100, carved, in_use, free_in_stack: stack, in_caches: caches, ..Default::default() }
+        ClassStats {
+            block_size: 64,
+            capacity: 100,
+            carved,
+            in_use,
+            free_in_stack: stack,
+            in_caches: caches,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -262,7 +280,10 @@ mod tests {
 
     #[test]
     fn the_table_lists_active_classes_and_totals() {
-        let mut s = Stats { classes: vec![class(10, 4, 5, 1), ClassStats { block_size: 128, ..Default::default() }], ..Default::default() };
+        let mut s = Stats {
+            classes: vec![class(10, 4, 5, 1), ClassStats { block_size: 128, ..Default::default() }],
+            ..Default::default()
+        };
         s.totals = class(10, 4, 5, 1);
         let text = s.to_string();
         assert!(text.contains("class") && text.contains("in use") && text.contains("total"));

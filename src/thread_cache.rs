@@ -62,8 +62,9 @@ impl MagazineHeader {
         // Relaxed: statistics; a snapshot taken while the owner works may be
         // off by the operation in flight.
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        (load(&self.frees) + load(&self.refilled_blocks))
-            .saturating_sub(load(&self.flushed_blocks) + load(&self.refills) + u64::from(self.len.load(Ordering::Relaxed)))
+        (load(&self.frees) + load(&self.refilled_blocks)).saturating_sub(
+            load(&self.flushed_blocks) + load(&self.refills) + u64::from(self.len.load(Ordering::Relaxed)),
+        )
     }
 }
 
@@ -231,8 +232,7 @@ impl SlotMap {
                 let bit = free.trailing_zeros();
                 // Success: Acquire, pairs with the Release in `release`, so
                 // we see the previous owner's last writes to the slot.
-                match word.compare_exchange_weak(current, current | 1 << bit, Ordering::Acquire, Ordering::Relaxed)
-                {
+                match word.compare_exchange_weak(current, current | 1 << bit, Ordering::Acquire, Ordering::Relaxed) {
                     Ok(_) => {
                         let slot = w as u32 * 64 + bit;
                         // Relaxed: statistics bound only; the slot's

@@ -57,12 +57,7 @@ struct Entry {
 
 impl Entry {
     const fn empty() -> Entry {
-        Entry {
-        id: Cell::new(0),
-        slot: Cell::new(None),
-        owner: Cell::new(core::ptr::null()),
-        retry: Cell::new(0),
-        }
+        Entry { id: Cell::new(0), slot: Cell::new(None), owner: Cell::new(core::ptr::null()), retry: Cell::new(0) }
     }
 
     fn swap(&self, other: &Entry) {
@@ -88,7 +83,11 @@ struct Registry {
 
 impl Registry {
     const fn new() -> Self {
-        Registry { entries: [const { Entry::empty() }; ENTRIES], closed: Cell::new(false), registering: Cell::new(false) }
+        Registry {
+            entries: [const { Entry::empty() }; ENTRIES],
+            closed: Cell::new(false),
+            registering: Cell::new(false),
+        }
     }
 
     #[cold]

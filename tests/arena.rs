@@ -54,7 +54,10 @@ fn exhaustion_is_exactly_at_the_capacity() {
     // Larger than the whole arena: refused without touching the cursor.
     let arena = Arena::new(PAGE).unwrap();
     assert_eq!(arena.alloc(layout(PAGE + 1, 1)), Err(ArenaError::Exhausted { requested: PAGE + 1, remaining: PAGE }));
-    assert_eq!(arena.alloc(layout(usize::MAX / 2, 1)).unwrap_err(), ArenaError::Exhausted { requested: usize::MAX / 2, remaining: PAGE });
+    assert_eq!(
+        arena.alloc(layout(usize::MAX / 2, 1)).unwrap_err(),
+        ArenaError::Exhausted { requested: usize::MAX / 2, remaining: PAGE }
+    );
     assert_eq!(arena.used(), 0);
 }
 

@@ -25,7 +25,8 @@ fn error_fallback_refuses_at_exactly_the_capacity() {
             .build()
             .unwrap();
         let l = layout(64, 8);
-        let blocks: Vec<_> = (0..100).map(|i| slab.allocate(l).unwrap_or_else(|_| panic!("block {i} refused"))).collect();
+        let blocks: Vec<_> =
+            (0..100).map(|i| slab.allocate(l).unwrap_or_else(|_| panic!("block {i} refused"))).collect();
         assert!(slab.allocate(l).is_err(), "101st block of a 100-block class was served (depth {depth})");
         assert!(slab.allocate(layout(1, 1)).is_err(), "a smaller request was served from the dry class");
         let stats = slab.stats();
@@ -105,7 +106,8 @@ fn system_fallback_serves_and_takes_back_the_overflow() {
 
 #[test]
 fn error_fallback_refuses_what_no_class_holds() {
-    let slab = SlabAllocator::builder().size_classes(&[64, 4096]).capacity(1 << 20).fallback(Fallback::Error).build().unwrap();
+    let slab =
+        SlabAllocator::builder().size_classes(&[64, 4096]).capacity(1 << 20).fallback(Fallback::Error).build().unwrap();
     assert!(slab.allocate(layout(4097, 8)).is_err());
     assert!(slab.allocate(layout(64, 8192)).is_err());
     // 4096 B blocks are page-aligned, so a 4096-aligned small request fits.
@@ -155,7 +157,9 @@ fn zero_size_requests_get_a_unique_block_or_a_dangling_pointer() {
 #[test]
 fn usable_size_and_class_size_agree_with_the_table() {
     let slab = SlabAllocator::builder().build().unwrap();
-    for (size, align, expect) in [(1, 1, 8), (9, 8, 16), (20, 16, 32), (24, 8, 24), (65, 8, 80), (129, 8, 160), (32768, 8, 32768)] {
+    for (size, align, expect) in
+        [(1, 1, 8), (9, 8, 16), (20, 16, 32), (24, 8, 24), (65, 8, 80), (129, 8, 160), (32768, 8, 32768)]
+    {
         let l = layout(size, align);
         assert_eq!(slab.class_size_for(l), Some(expect), "size {size} align {align}");
         let p = slab.allocate(l).unwrap();

@@ -400,10 +400,8 @@ fn raw_realloc() {
                 let q = unsafe { GLOBAL.realloc(p, old, to) };
                 assert!(!q.is_null() && q as usize % align == 0, "realloc {from} -> {to} at align {align}");
                 // SAFETY: `q` holds the old block's first `min(from, to)` bytes.
-                assert!(
-                    unsafe { check(q, from.min(to), tag) },
-                    "realloc {from} -> {to} at align {align} lost the contents"
-                );
+                let intact = unsafe { check(q, from.min(to), tag) };
+                assert!(intact, "realloc {from} -> {to} at align {align} lost the contents");
                 let (class_old, class_new) = (GLOBAL.class_size_for(old), GLOBAL.class_size_for(new));
                 match class_new {
                     None => assert!(!GLOBAL.owns(q), "{to} B at align {align} belongs in the fallback"),
@@ -425,10 +423,8 @@ fn raw_realloc() {
                         let r = unsafe { GLOBAL.realloc(q, new, block) };
                         assert_eq!(r, q, "growing {to} -> {block} fills its own block: in place");
                         // SAFETY: as above, at the same address.
-                        assert!(
-                            unsafe { check(r, from.min(to), tag) },
-                            "in-place growth {to} -> {block} lost the contents"
-                        );
+                        let intact = unsafe { check(r, from.min(to), tag) };
+                        assert!(intact, "in-place growth {to} -> {block} lost the contents");
                         (r, block)
                     }
                     _ => (q, to),

@@ -83,7 +83,13 @@ fn an_exiting_thread_returns_its_cached_blocks() {
 #[test]
 fn more_threads_than_cache_slots_are_all_served() {
     let slab = Arc::new(
-        SlabAllocator::builder().size_classes(&[32]).capacity(1 << 16).max_cached_threads(2).fallback(Fallback::Error).build().unwrap(),
+        SlabAllocator::builder()
+            .size_classes(&[32])
+            .capacity(1 << 16)
+            .max_cached_threads(2)
+            .fallback(Fallback::Error)
+            .build()
+            .unwrap(),
     );
     let threads = 8;
     let barrier = Arc::new(Barrier::new(threads));

@@ -67,7 +67,15 @@ fn run(ops: Vec<Op>, fallback: Fallback, depth: usize) -> Result<(), TestCaseErr
                         let start = ptr.as_ptr() as usize;
                         let end = start + classes[c];
                         if let Some((&s, &e)) = spans.range(..end).next_back() {
-                            prop_assert!(e <= start, "step {}: [{:#x},{:#x}) overlaps live [{:#x},{:#x})", step, start, end, s, e);
+                            prop_assert!(
+                                e <= start,
+                                "step {}: [{:#x},{:#x}) overlaps live [{:#x},{:#x})",
+                                step,
+                                start,
+                                end,
+                                s,
+                                e
+                            );
                         }
                         spans.insert(start, end);
                         in_use[c] += 1;
@@ -77,7 +85,10 @@ fn run(ops: Vec<Op>, fallback: Fallback, depth: usize) -> Result<(), TestCaseErr
                         live.push(Live { ptr, layout, tag: step as u64, class: Some(c) });
                     }
                     (Fallback::System, false, Ok(ptr)) => {
-                        prop_assert!(!slab.owns(ptr.as_ptr()), "step {step}: a dry or unclassed request came from the pool");
+                        prop_assert!(
+                            !slab.owns(ptr.as_ptr()),
+                            "step {step}: a dry or unclassed request came from the pool"
+                        );
                         prop_assert_eq!(ptr.as_ptr() as usize % layout.align(), 0);
                         // SAFETY: a fresh block of at least `size` bytes.
                         unsafe { fill(ptr, size, step as u64) };

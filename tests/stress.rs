@@ -70,44 +70,44 @@ fn churn(slab: &Arc<SlabAllocator>, threads: usize) -> (u64, u64) {
                 // A worker that panics must still reach the barrier, or the
                 // others would wait for it forever; its panic is re-raised.
                 let work = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let mut rng = Rng(0x1234_5678_9ABC_DEF1 ^ (t as u64 + 1).wrapping_mul(0x9E37_79B9));
-                let mut held: Vec<Block> = Vec::new();
-                let (mut ops, mut refused) = (0u64, 0u64);
-                for i in 0..ops_per_thread() {
-                    let r = rng.below(100);
-                    if r < 50 && held.len() < 256 {
-                        let size = SIZES[rng.below(SIZES.len() as u64) as usize];
-                        let align = ALIGNS[rng.below(ALIGNS.len() as u64) as usize];
-                        let layout = Layout::from_size_align(size, align).unwrap();
-                        match slab.allocate(layout) {
-                            Ok(ptr) => {
-                                assert_eq!(ptr.as_ptr() as usize % align, 0, "misaligned block");
-                                live.insert(ptr.as_ptr() as usize);
-                                let tag = (t as u64) << 40 | i;
-                                // SAFETY: a fresh block of at least `size` bytes.
-                                unsafe { fill(ptr, size, tag) };
-                                held.push(Block { ptr, layout, tag });
+                    let mut rng = Rng(0x1234_5678_9ABC_DEF1 ^ (t as u64 + 1).wrapping_mul(0x9E37_79B9));
+                    let mut held: Vec<Block> = Vec::new();
+                    let (mut ops, mut refused) = (0u64, 0u64);
+                    for i in 0..ops_per_thread() {
+                        let r = rng.below(100);
+                        if r < 50 && held.len() < 256 {
+                            let size = SIZES[rng.below(SIZES.len() as u64) as usize];
+                            let align = ALIGNS[rng.below(ALIGNS.len() as u64) as usize];
+                            let layout = Layout::from_size_align(size, align).unwrap();
+                            match slab.allocate(layout) {
+                                Ok(ptr) => {
+                                    assert_eq!(ptr.as_ptr() as usize % align, 0, "misaligned block");
+                                    live.insert(ptr.as_ptr() as usize);
+                                    let tag = (t as u64) << 40 | i;
+                                    // SAFETY: a fresh block of at least `size` bytes.
+                                    unsafe { fill(ptr, size, tag) };
+                                    held.push(Block { ptr, layout, tag });
+                                }
+                                Err(_) => refused += 1,
                             }
-                            Err(_) => refused += 1,
+                        } else if r < 85 && !held.is_empty() {
+                            let k = rng.below(held.len() as u64) as usize;
+                            free_checked(&slab, &live, held.swap_remove(k));
+                        } else if !held.is_empty() {
+                            // Hand a block to the next thread, which frees it.
+                            let k = rng.below(held.len() as u64) as usize;
+                            mailboxes[(t + 1) % threads].lock().unwrap().push(held.swap_remove(k));
                         }
-                    } else if r < 85 && !held.is_empty() {
-                        let k = rng.below(held.len() as u64) as usize;
-                        free_checked(&slab, &live, held.swap_remove(k));
-                    } else if !held.is_empty() {
-                        // Hand a block to the next thread, which frees it.
-                        let k = rng.below(held.len() as u64) as usize;
-                        mailboxes[(t + 1) % threads].lock().unwrap().push(held.swap_remove(k));
-                    }
-                    ops += 1;
-                    if i % 64 == 0 {
-                        let inbox = std::mem::take(&mut *mailboxes[t].lock().unwrap());
-                        ops += inbox.len() as u64;
-                        for block in inbox {
-                            free_checked(&slab, &live, block);
+                        ops += 1;
+                        if i % 64 == 0 {
+                            let inbox = std::mem::take(&mut *mailboxes[t].lock().unwrap());
+                            ops += inbox.len() as u64;
+                            for block in inbox {
+                                free_checked(&slab, &live, block);
+                            }
                         }
                     }
-                }
-                (held, ops, refused)
+                    (held, ops, refused)
                 }));
                 // Nobody sends after everybody has passed the barrier.
                 barrier.wait();
@@ -121,7 +121,8 @@ fn churn(slab: &Arc<SlabAllocator>, threads: usize) -> (u64, u64) {
             })
         })
         .collect();
-    let (ops, refused) = handles.into_iter().map(|h| h.join().expect("worker panicked")).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let (ops, refused) =
+        handles.into_iter().map(|h| h.join().expect("worker panicked")).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     assert_eq!(live.len(), 0, "blocks still live after every thread freed its own");
     (ops, refused)
 }

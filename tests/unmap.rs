@@ -13,7 +13,13 @@ use std::thread;
 use lockfree_slab::{Fallback, SlabAllocator};
 
 fn small() -> SlabAllocator {
-    SlabAllocator::builder().size_classes(&[32, 128]).capacity(1 << 16).cache_depth(16).fallback(Fallback::Error).build().unwrap()
+    SlabAllocator::builder()
+        .size_classes(&[32, 128])
+        .capacity(1 << 16)
+        .cache_depth(16)
+        .fallback(Fallback::Error)
+        .build()
+        .unwrap()
 }
 
 const L32: Layout = match Layout::from_size_align(32, 8) {
@@ -78,4 +84,3 @@ fn the_region_is_unmapped_on_drop() {
     drop(slab);
     assert!(!is_mapped(addr));
 }
-

@@ -340,11 +340,7 @@ impl Calibration {
         distinct.dedup();
         let mut gaps: Vec<u64> = distinct.windows(2).map(|w| w[1] - w[0]).collect();
         gaps.sort_unstable();
-        let resolution_ticks = gaps
-            .chunk_by(|a, b| a == b)
-            .max_by_key(|run| run.len())
-            .map_or(1, |run| run[0])
-            .max(1);
+        let resolution_ticks = gaps.chunk_by(|a, b| a == b).max_by_key(|run| run.len()).map_or(1, |run| run[0]).max(1);
         Calibration { ns_per_tick, overhead_ticks: empty[empty.len() / 2], resolution_ticks }
     }
 }
@@ -599,7 +595,14 @@ fn samples_for(timed: Option<usize>) -> Option<Samples> {
 
 /// `threads` threads each doing [`churn`] rounds of `l` on the shared
 /// allocator: work that stays thread-local.
-pub fn threads_churn<A>(a: &Arc<A>, threads: usize, l: Layout, stop: Stop, duration: Option<Duration>, timed: Option<usize>) -> Run
+pub fn threads_churn<A>(
+    a: &Arc<A>,
+    threads: usize,
+    l: Layout,
+    stop: Stop,
+    duration: Option<Duration>,
+    timed: Option<usize>,
+) -> Run
 where
     A: BenchAlloc + Send + Sync + 'static,
 {

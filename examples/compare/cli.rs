@@ -63,8 +63,14 @@ pub enum Workload {
 }
 
 impl Workload {
-    pub const ALL: [Workload; 6] =
-        [Workload::AllocFree, Workload::Batch, Workload::Threads, Workload::ProducerConsumer, Workload::Mixed, Workload::Memory];
+    pub const ALL: [Workload; 6] = [
+        Workload::AllocFree,
+        Workload::Batch,
+        Workload::Threads,
+        Workload::ProducerConsumer,
+        Workload::Mixed,
+        Workload::Memory,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -94,7 +100,10 @@ pub struct Options {
 pub enum Command {
     Compare(Options),
     /// Hidden: measure RSS for one allocator and print it (see rss.rs).
-    RssChild { kind: Kind, blocks: usize },
+    RssChild {
+        kind: Kind,
+        blocks: usize,
+    },
     Help,
 }
 
@@ -143,7 +152,8 @@ pub fn parse() -> Result<Command, String> {
             }
             Long("threads") => {
                 let v = p.value().map_err(e)?.string().map_err(e)?;
-                threads = Some(list(&v, "thread count", |s| s.parse().ok().filter(|&n: &usize| (1..=256).contains(&n)))?);
+                threads =
+                    Some(list(&v, "thread count", |s| s.parse().ok().filter(|&n: &usize| (1..=256).contains(&n)))?);
             }
             Long("duration") => duration = Some(Duration::from_millis(p.value().map_err(e)?.parse().map_err(e)?)),
             Long("samples") => samples = Some(p.value().map_err(e)?.parse::<usize>().map_err(e)?.max(100)),

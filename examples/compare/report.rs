@@ -36,7 +36,11 @@ impl Latency {
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
@@ -61,8 +65,12 @@ fn title(w: Workload) -> &'static str {
     match w {
         Workload::AllocFree => "alloc_free: one alloc+free pair on the cache-hit path, 1 thread",
         Workload::Batch => "batch: allocate 1000 blocks, touch each, free them (LIFO / FIFO), 1 thread",
-        Workload::Threads => "threads: thread-local churn (32 x 64 B alloc, touch, free), allocator shared via Arc; row = threads",
-        Workload::ProducerConsumer => "producer_consumer: 64 B blocks allocated on one thread, freed on another (SPSC ring)",
+        Workload::Threads => {
+            "threads: thread-local churn (32 x 64 B alloc, touch, free), allocator shared via Arc; row = threads"
+        }
+        Workload::ProducerConsumer => {
+            "producer_consumer: 64 B blocks allocated on one thread, freed on another (SPSC ring)"
+        }
         Workload::Mixed => "mixed (larson-style): random sizes 16-1024 B, random lifetimes, shared slots, 2 threads",
         Workload::Memory => "memory",
     }
@@ -98,7 +106,10 @@ pub fn render(o: &Options, cal: &Calibration, cells: &[Cell], memory: &[Memory],
         o.samples,
         if o.quick { "  [--quick: timings not meaningful]" } else { "" }
     );
-    let _ = writeln!(s, "op = one allocator call (an allocation or a free); Mops/s and ns/op are wall-clock over all threads;");
+    let _ = writeln!(
+        s,
+        "op = one allocator call (an allocation or a free); Mops/s and ns/op are wall-clock over all threads;"
+    );
     let _ = writeln!(s, "latency = per call, from the timed run; 'slab x' = lockfree-slab's throughput / this row's.");
     for w in Workload::ALL {
         let rows: Vec<&Cell> = cells.iter().filter(|c| c.workload == w).collect();
@@ -115,7 +126,8 @@ pub fn render(o: &Options, cal: &Calibration, cells: &[Cell], memory: &[Memory],
         for c in &rows {
             let param = if c.param == last { "" } else { c.param.as_str() };
             last = &c.param;
-            let rel = find(cells, w, &c.param, Kind::Slab).map_or("-".to_string(), |slab| format!("{:.2}", slab.mops() / c.mops()));
+            let rel = find(cells, w, &c.param, Kind::Slab)
+                .map_or("-".to_string(), |slab| format!("{:.2}", slab.mops() / c.mops()));
             let _ = writeln!(
                 s,
                 "{:<18} {:<40} {:>9.1} {:>8.2} {:>7} {:>7} {:>7} {:>8} {:>7}",
@@ -162,44 +174,103 @@ fn targets(cells: &[Cell], memory: &[Memory]) -> String {
     for size in [16, 64, 256, 1024, 4096] {
         let p = format!("{size} B");
         let Some(slab) = find(cells, af, &p, Kind::Slab) else { continue };
-        let peers: Vec<&Cell> = [Kind::Mimalloc, Kind::Jemalloc].iter().filter_map(|&k| find(cells, af, &p, k)).collect();
+        let peers: Vec<&Cell> =
+            [Kind::Mimalloc, Kind::Jemalloc].iter().filter_map(|&k| find(cells, af, &p, k)).collect();
         if let Some(best) = peers.iter().min_by(|a, b| a.ns_per_op().total_cmp(&b.ns_per_op())) {
             let r = slab.ns_per_op() / best.ns_per_op();
             if size <= 256 {
-                line(r <= 0.8, format!("alloc_free {p}: slab {:.2} ns/op = {r:.2}x of {} ({:.2}); target <= 0.80x", slab.ns_per_op(), best.kind.name(), best.ns_per_op()));
+                line(
+                    r <= 0.8,
+                    format!(
+                        "alloc_free {p}: slab {:.2} ns/op = {r:.2}x of {} ({:.2}); target <= 0.80x",
+                        slab.ns_per_op(),
+                        best.kind.name(),
+                        best.ns_per_op()
+                    ),
+                );
             } else {
-                line(r < 1.0, format!("alloc_free {p}: slab {:.2} ns/op = {r:.2}x of {} ({:.2}); target < 1.00x (faster than both)", slab.ns_per_op(), best.kind.name(), best.ns_per_op()));
+                line(
+                    r < 1.0,
+                    format!(
+                        "alloc_free {p}: slab {:.2} ns/op = {r:.2}x of {} ({:.2}); target < 1.00x (faster than both)",
+                        slab.ns_per_op(),
+                        best.kind.name(),
+                        best.ns_per_op()
+                    ),
+                );
             }
         }
         if size <= 256 {
             if let Some(floor) = find(cells, af, &p, Kind::Floor) {
                 let r = slab.ns_per_op() / floor.ns_per_op();
-                line(r <= 4.0, format!("alloc_free {p}: slab = {r:.2}x the free-list floor ({:.2} ns/op); target <= 4x", floor.ns_per_op()));
+                line(
+                    r <= 4.0,
+                    format!(
+                        "alloc_free {p}: slab = {r:.2}x the free-list floor ({:.2} ns/op); target <= 4x",
+                        floor.ns_per_op()
+                    ),
+                );
             }
         }
         if let Some(je) = find(cells, af, &p, Kind::Jemalloc) {
-            line(slab.lat.p999 <= je.lat.p999, format!("alloc_free {p}: P99.9 slab {} ns vs jemalloc {} ns; target <=", ns(slab.lat.p999), ns(je.lat.p999)));
+            line(
+                slab.lat.p999 <= je.lat.p999,
+                format!(
+                    "alloc_free {p}: P99.9 slab {} ns vs jemalloc {} ns; target <=",
+                    ns(slab.lat.p999),
+                    ns(je.lat.p999)
+                ),
+            );
         }
     }
     for c in cells.iter().filter(|c| c.workload == Workload::Batch && c.kind == Kind::Slab) {
         if let Some(mi) = find(cells, Workload::Batch, &c.param, Kind::Mimalloc) {
             let r = c.mops() / mi.mops();
-            line(r >= 1.0, format!("batch {}: slab {:.1} Mops/s = {r:.2}x mimalloc ({:.1}); target >= 1x", c.param, c.mops(), mi.mops()));
+            line(
+                r >= 1.0,
+                format!(
+                    "batch {}: slab {:.1} Mops/s = {r:.2}x mimalloc ({:.1}); target >= 1x",
+                    c.param,
+                    c.mops(),
+                    mi.mops()
+                ),
+            );
         }
     }
-    if let (Some(t1), Some(t2)) = (find(cells, Workload::Threads, "1", Kind::Slab), find(cells, Workload::Threads, "2", Kind::Slab)) {
+    if let (Some(t1), Some(t2)) =
+        (find(cells, Workload::Threads, "1", Kind::Slab), find(cells, Workload::Threads, "2", Kind::Slab))
+    {
         let r = t2.mops() / t1.mops();
-        line(r >= 1.8, format!("threads: slab 2 threads {:.1} Mops/s = {r:.2}x of 1 thread ({:.1}); target >= 1.8x", t2.mops(), t1.mops()));
+        line(
+            r >= 1.8,
+            format!(
+                "threads: slab 2 threads {:.1} Mops/s = {r:.2}x of 1 thread ({:.1}); target >= 1.8x",
+                t2.mops(),
+                t1.mops()
+            ),
+        );
     }
     for (w, peers, what) in [
         (Workload::ProducerConsumer, &[Kind::System, Kind::Mimalloc, Kind::Jemalloc][..], "best peer"),
         (Workload::Mixed, &[Kind::Jemalloc][..], "jemalloc"),
     ] {
         for c in cells.iter().filter(|c| c.workload == w && c.kind == Kind::Slab) {
-            let best = peers.iter().filter_map(|&k| find(cells, w, &c.param, k)).max_by(|a, b| a.mops().total_cmp(&b.mops()));
+            let best =
+                peers.iter().filter_map(|&k| find(cells, w, &c.param, k)).max_by(|a, b| a.mops().total_cmp(&b.mops()));
             if let Some(best) = best {
                 let r = c.mops() / best.mops();
-                line(r >= 1.0, format!("{} {}: slab {:.1} Mops/s = {r:.2}x {} ({}: {:.1}); target >= 1x", w.name(), c.param, c.mops(), what, best.kind.name(), best.mops()));
+                line(
+                    r >= 1.0,
+                    format!(
+                        "{} {}: slab {:.1} Mops/s = {r:.2}x {} ({}: {:.1}); target >= 1x",
+                        w.name(),
+                        c.param,
+                        c.mops(),
+                        what,
+                        best.kind.name(),
+                        best.mops()
+                    ),
+                );
             }
         }
     }
@@ -207,7 +278,10 @@ fn targets(cells: &[Cell], memory: &[Memory]) -> String {
         let b = slab.bytes_per_block();
         line(b <= 68.5, format!("memory: slab {b:.1} B RSS per live 64-B block; target <= 68.5"));
         if let Some(sys) = memory.iter().find(|m| m.kind == Kind::System) {
-            line(b <= sys.bytes_per_block(), format!("memory: slab {b:.1} vs glibc {:.1} B per block; target <=", sys.bytes_per_block()));
+            line(
+                b <= sys.bytes_per_block(),
+                format!("memory: slab {b:.1} vs glibc {:.1} B per block; target <=", sys.bytes_per_block()),
+            );
         }
     }
     s
@@ -255,11 +329,20 @@ fn csv_field(s: &str) -> String {
 }
 
 /// Writes every file; returns the folder.
-pub fn write_all(o: &Options, cal: &Calibration, cells: &[Cell], memory: &[Memory], text: &str) -> std::io::Result<PathBuf> {
-    let dir = o.out.clone().unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results").join(timestamp()));
+pub fn write_all(
+    o: &Options,
+    cal: &Calibration,
+    cells: &[Cell],
+    memory: &[Memory],
+    text: &str,
+) -> std::io::Result<PathBuf> {
+    let dir =
+        o.out.clone().unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results").join(timestamp()));
     std::fs::create_dir_all(&dir)?;
 
-    let mut csv = String::from("workload,param,allocator,threads,ops,seconds,mops,ns_per_op,p50_ns,p99_ns,p999_ns,max_ns,samples\n");
+    let mut csv = String::from(
+        "workload,param,allocator,threads,ops,seconds,mops,ns_per_op,p50_ns,p99_ns,p999_ns,max_ns,samples\n",
+    );
     for c in cells {
         let _ = writeln!(
             csv,
@@ -386,7 +469,11 @@ fn svg(cells: &[Cell]) -> String {
         let ymax = tcells.iter().map(|c| c.mops()).fold(0.0, f64::max) * 1.1;
         let px = |x: usize| {
             let i = xs.iter().position(|&v| v == x).unwrap() as f64;
-            if xs.len() == 1 { (l0 + l1) / 2.0 } else { l0 + 20.0 + i * (l1 - l0 - 40.0) / (xs.len() - 1) as f64 }
+            if xs.len() == 1 {
+                (l0 + l1) / 2.0
+            } else {
+                l0 + 20.0 + i * (l1 - l0 - 40.0) / (xs.len() - 1) as f64
+            }
         };
         let py = |y: f64| bottom - y / ymax * (bottom - top);
         axes(&mut s, l0, l1, top, bottom);
@@ -397,8 +484,17 @@ fn svg(cells: &[Cell]) -> String {
         for &x in &xs {
             let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{x}</text>", px(x), bottom + 18.0);
         }
-        let _ = writeln!(s, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">threads</text>", (l0 + l1) / 2.0, bottom + 36.0);
-        let _ = writeln!(s, "<text transform=\"translate(20 {}) rotate(-90)\" text-anchor=\"middle\">Mops/s (all threads)</text>", (top + bottom) / 2.0);
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">threads</text>",
+            (l0 + l1) / 2.0,
+            bottom + 36.0
+        );
+        let _ = writeln!(
+            s,
+            "<text transform=\"translate(20 {}) rotate(-90)\" text-anchor=\"middle\">Mops/s (all threads)</text>",
+            (top + bottom) / 2.0
+        );
         for k in Kind::ALL {
             let mut pts: Vec<&&Cell> = tcells.iter().filter(|c| c.kind == k).collect();
             if pts.is_empty() {
@@ -406,9 +502,20 @@ fn svg(cells: &[Cell]) -> String {
             }
             pts.sort_by_key(|c| c.x);
             let poly: Vec<String> = pts.iter().map(|c| format!("{:.1},{:.1}", px(c.x), py(c.mops()))).collect();
-            let _ = writeln!(s, "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"/>", color(k), poly.join(" "));
+            let _ = writeln!(
+                s,
+                "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"/>",
+                color(k),
+                poly.join(" ")
+            );
             for c in &pts {
-                let _ = writeln!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{}\"/>", px(c.x), py(c.mops()), color(k));
+                let _ = writeln!(
+                    s,
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{}\"/>",
+                    px(c.x),
+                    py(c.mops()),
+                    color(k)
+                );
             }
         }
     }
@@ -436,7 +543,12 @@ fn svg(cells: &[Cell]) -> String {
         let bw = (gw - 20.0) / lcells.len() as f64;
         for (g, name) in groups.iter().enumerate() {
             let gx = r0 + g as f64 * gw + 10.0;
-            let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{name}</text>", gx + (gw - 20.0) / 2.0, bottom + 18.0);
+            let _ = writeln!(
+                s,
+                "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{name}</text>",
+                gx + (gw - 20.0) / 2.0,
+                bottom + 18.0
+            );
             for (i, c) in lcells.iter().enumerate() {
                 let v = vals(c)[g];
                 let (x, y) = (gx + i as f64 * bw, py(v));
@@ -448,7 +560,13 @@ fn svg(cells: &[Cell]) -> String {
                     color(c.kind),
                     esc(c.kind.name())
                 );
-                let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"9\">{}</text>", x + bw / 2.0, y - 3.0, ns(v));
+                let _ = writeln!(
+                    s,
+                    "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"9\">{}</text>",
+                    x + bw / 2.0,
+                    y - 3.0,
+                    ns(v)
+                );
             }
         }
     }
@@ -456,7 +574,15 @@ fn svg(cells: &[Cell]) -> String {
     let mut lx = 70.0;
     for k in Kind::ALL {
         if cells.iter().any(|c| c.kind == k) {
-            let _ = writeln!(s, "<rect x=\"{lx}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{}</text>", h - 22.0, color(k), lx + 16.0, h - 12.0, esc(k.name()));
+            let _ = writeln!(
+                s,
+                "<rect x=\"{lx}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{}</text>",
+                h - 22.0,
+                color(k),
+                lx + 16.0,
+                h - 12.0,
+                esc(k.name())
+            );
             lx += 24.0 + 7.0 * k.name().len() as f64;
         }
     }
