@@ -8,23 +8,8 @@ use std::alloc::Layout;
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use common::LiveSet;
+use common::{small_slab as small, LiveSet, L32};
 use lockfree_slab::{Fallback, SlabAllocator};
-
-fn small(fallback: Fallback) -> SlabAllocator {
-    SlabAllocator::builder()
-        .size_classes(&[32, 128])
-        .capacity(1 << 16)
-        .cache_depth(16)
-        .fallback(fallback)
-        .build()
-        .unwrap()
-}
-
-const L32: Layout = match Layout::from_size_align(32, 8) {
-    Ok(l) => l,
-    Err(_) => panic!(),
-};
 
 #[test]
 fn one_thread_uses_more_allocators_than_its_cache_list_holds() {

@@ -8,18 +8,25 @@
 
 use lockfree_slab::{ConfigError, SlabAllocator};
 
-#[test]
+/// Limits this process's address space to 16 GiB: room for the test
+/// harness, none for a 64 GiB reservation. Both tests set the same limit;
+/// whichever runs first does it.
 #[cfg(target_os = "linux")]
-fn a_refused_reservation_is_a_config_error() {
+fn limit_address_space() {
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
         let mut limit: libc::rlimit = std::mem::zeroed();
         assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut limit), 0);
-        // Leave room for the test harness, but not for a 64 GiB pool.
         let cap: libc::rlim_t = 16 << 30;
         limit.rlim_cur = if limit.rlim_max == libc::RLIM_INFINITY { cap } else { limit.rlim_max.min(cap) };
         assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &limit), 0);
     }
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_refused_reservation_is_a_config_error() {
+    limit_address_space();
     let err = SlabAllocator::builder().size_classes(&[64]).capacity(64 << 30).build().unwrap_err();
     match err {
         ConfigError::ReserveFailed { bytes, errno } => {
@@ -37,15 +44,7 @@ fn a_refused_reservation_is_a_config_error() {
 #[cfg(target_os = "linux")]
 fn a_refused_arena_reservation_is_an_arena_error() {
     use lockfree_slab::{Arena, ArenaError};
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    // The same limit as the test above (whichever runs first sets it).
-    unsafe {
-        let mut limit: libc::rlimit = std::mem::zeroed();
-        assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut limit), 0);
-        let cap: libc::rlim_t = 16 << 30;
-        limit.rlim_cur = if limit.rlim_max == libc::RLIM_INFINITY { cap } else { limit.rlim_max.min(cap) };
-        assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &limit), 0);
-    }
+    limit_address_space();
     let err = Arena::new(64 << 30).unwrap_err();
     assert_eq!(err, ArenaError::ReserveFailed { bytes: 64 << 30, errno: libc::ENOMEM });
     assert!(err.to_string().contains("ulimit -v"), "{err}");

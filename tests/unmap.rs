@@ -6,26 +6,13 @@
 //! created by a test running in parallel could reuse the address range that
 //! was just unmapped.
 
-use std::alloc::Layout;
 use std::sync::{mpsc, Arc};
 use std::thread;
 
-use lockfree_slab::{Fallback, SlabAllocator};
+mod common;
 
-fn small() -> SlabAllocator {
-    SlabAllocator::builder()
-        .size_classes(&[32, 128])
-        .capacity(1 << 16)
-        .cache_depth(16)
-        .fallback(Fallback::Error)
-        .build()
-        .unwrap()
-}
-
-const L32: Layout = match Layout::from_size_align(32, 8) {
-    Ok(l) => l,
-    Err(_) => panic!(),
-};
+use common::{small_slab, L32};
+use lockfree_slab::Fallback;
 
 #[test]
 #[cfg_attr(miri, ignore = "reads /proc/self/maps")]
@@ -46,7 +33,7 @@ fn is_mapped(addr: usize) -> bool {
 }
 
 fn dropping_the_allocator_while_another_thread_caches_for_it() {
-    let slab = small();
+    let slab = small_slab(Fallback::Error);
     let (to_worker, worker_rx) = mpsc::channel::<()>();
     let (to_main, main_rx) = mpsc::channel::<usize>();
     let slab = Arc::new(slab);
@@ -75,7 +62,7 @@ fn dropping_the_allocator_while_another_thread_caches_for_it() {
 }
 
 fn the_region_is_unmapped_on_drop() {
-    let slab = small();
+    let slab = small_slab(Fallback::Error);
     let p = slab.allocate(L32).unwrap();
     let addr = p.as_ptr() as usize;
     // SAFETY: allocated above.

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+use std::alloc::Layout;
 use std::collections::HashSet;
 use std::ptr::NonNull;
 use std::sync::Mutex;
@@ -83,3 +84,21 @@ impl Rng {
         self.next() % n
     }
 }
+
+/// A small allocator (32 and 128 B classes, 64 KiB, 16-block magazines) for
+/// lifecycle tests.
+pub fn small_slab(fallback: lockfree_slab::Fallback) -> lockfree_slab::SlabAllocator {
+    lockfree_slab::SlabAllocator::builder()
+        .size_classes(&[32, 128])
+        .capacity(1 << 16)
+        .cache_depth(16)
+        .fallback(fallback)
+        .build()
+        .unwrap()
+}
+
+/// 32 bytes at 8: the small allocator's first class.
+pub const L32: Layout = match Layout::from_size_align(32, 8) {
+    Ok(l) => l,
+    Err(_) => panic!(),
+};
