@@ -304,22 +304,6 @@ fn timestamp() -> String {
     format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem / 60 % 60, rem % 60)
 }
 
-fn json_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"']) {
         format!("\"{}\"", s.replace('"', "\"\""))
@@ -380,53 +364,43 @@ pub fn write_all(
     }
     std::fs::write(dir.join("memory.csv"), mcsv)?;
 
-    let mut j = String::from("{\n");
-    let _ = writeln!(j, "  \"cpu\": {},", json_str(&cpu_model()));
-    let _ = writeln!(j, "  \"cores\": {},", cores());
-    let _ = writeln!(j, "  \"clock\": {},", json_str(clock::describe()));
-    let _ = writeln!(j, "  \"ns_per_tick\": {},", cal.ns_per_tick);
-    let _ = writeln!(j, "  \"timer_overhead_ticks\": {},", cal.overhead_ticks);
-    let _ = writeln!(j, "  \"timer_resolution_ticks\": {},", cal.resolution_ticks);
-    let _ = writeln!(j, "  \"quick\": {},", o.quick);
-    let _ = writeln!(j, "  \"duration_ms\": {},", o.duration.as_millis());
-    let _ = writeln!(j, "  \"samples\": {},", o.samples);
-    j.push_str("  \"cells\": [\n");
-    for (i, c) in cells.iter().enumerate() {
-        let _ = write!(
-            j,
-            "    {{\"workload\": {}, \"param\": {}, \"allocator\": {}, \"threads\": {}, \"ops\": {}, \"seconds\": {}, \"mops\": {:.3}, \"ns_per_op\": {:.3}, \"p50_ns\": {:.2}, \"p99_ns\": {:.2}, \"p999_ns\": {:.2}, \"max_ns\": {:.2}, \"samples\": {}}}",
-            json_str(c.workload.name()),
-            json_str(&c.param),
-            json_str(c.kind.name()),
-            c.threads,
-            c.ops,
-            c.secs,
-            c.mops(),
-            c.ns_per_op(),
-            c.lat.p50,
-            c.lat.p99,
-            c.lat.p999,
-            c.lat.max,
-            c.lat.samples
-        );
-        j.push_str(if i + 1 < cells.len() { ",\n" } else { "\n" });
-    }
-    j.push_str("  ],\n  \"memory\": [\n");
-    for (i, m) in memory.iter().enumerate() {
-        let _ = write!(
-            j,
-            "    {{\"allocator\": {}, \"blocks\": {}, \"block_bytes\": {}, \"baseline_kib\": {}, \"hwm_kib\": {}, \"rss_kib\": {}, \"bytes_per_block\": {:.2}}}",
-            json_str(m.kind.name()),
-            m.blocks,
-            crate::rss::BLOCK,
-            m.baseline_kib,
-            m.hwm_kib,
-            m.rss_kib,
-            m.bytes_per_block()
-        );
-        j.push_str(if i + 1 < memory.len() { ",\n" } else { "\n" });
-    }
-    j.push_str("  ]\n}\n");
+    // serde_json (already a dev-dependency) writes and escapes the JSON.
+    let json = serde_json::json!({
+        "cpu": cpu_model(),
+        "cores": cores(),
+        "clock": clock::describe(),
+        "ns_per_tick": cal.ns_per_tick,
+        "timer_overhead_ticks": cal.overhead_ticks,
+        "timer_resolution_ticks": cal.resolution_ticks,
+        "quick": o.quick,
+        "duration_ms": o.duration.as_millis() as u64,
+        "samples": o.samples,
+        "cells": cells.iter().map(|c| serde_json::json!({
+            "workload": c.workload.name(),
+            "param": c.param,
+            "allocator": c.kind.name(),
+            "threads": c.threads,
+            "ops": c.ops,
+            "seconds": c.secs,
+            "mops": c.mops(),
+            "ns_per_op": c.ns_per_op(),
+            "p50_ns": c.lat.p50,
+            "p99_ns": c.lat.p99,
+            "p999_ns": c.lat.p999,
+            "max_ns": c.lat.max,
+            "samples": c.lat.samples,
+        })).collect::<Vec<_>>(),
+        "memory": memory.iter().map(|m| serde_json::json!({
+            "allocator": m.kind.name(),
+            "blocks": m.blocks,
+            "block_bytes": crate::rss::BLOCK,
+            "baseline_kib": m.baseline_kib,
+            "hwm_kib": m.hwm_kib,
+            "rss_kib": m.rss_kib,
+            "bytes_per_block": m.bytes_per_block(),
+        })).collect::<Vec<_>>(),
+    });
+    let j = serde_json::to_string_pretty(&json).map_err(std::io::Error::other)? + "\n";
     std::fs::write(dir.join("results.json"), j)?;
 
     std::fs::write(dir.join("summary.svg"), svg(cells))?;
