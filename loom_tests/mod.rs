@@ -12,12 +12,14 @@ use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
 use std::sync::Arc as StdArc;
 use std::time::Instant;
 
+use crate::checks::BlockStates;
 use crate::class_pool::ClassPool;
-use crate::sync::AtomicU32;
+use crate::sync::{AtomicU32, AtomicU8};
 use crate::tagged_stack::{TaggedStack, NIL};
 
 mod cache; //     magazine refill / flush racing with another thread's frees
 mod carver; //    carving racing with pops near exhaustion
+mod checks; //    racing double frees; the block states across owners
 mod exit; //      thread exit returns cached blocks; allocator drop
 mod lazy; //      first use of a const-constructed allocator from two threads
 mod payload; //   previous owner's writes happen-before the next owner's reads
@@ -89,19 +91,30 @@ impl StackFixture {
 pub(crate) struct PoolFixture {
     _span: Vec<u128>,
     _links: Vec<AtomicU32>,
+    _states: Vec<AtomicU8>,
     pub(crate) pool: ClassPool,
 }
 
 impl PoolFixture {
     /// A fresh pool of `capacity` blocks of 16 bytes: nothing carved yet.
     pub(crate) fn new(capacity: u32) -> Self {
+        Self::with_checks(capacity, false)
+    }
+
+    /// As [`new`](Self::new), with the checks' block states if `checks`.
+    pub(crate) fn with_checks(capacity: u32, checks: bool) -> Self {
         // u128 keeps every 16-byte block 16-aligned.
         let mut span: Vec<u128> = vec![0u128; capacity as usize];
         let links: Vec<AtomicU32> = (0..capacity).map(|_| AtomicU32::new(NIL)).collect();
+        let states: Vec<AtomicU8> = (0..if checks { capacity } else { 0 }).map(|_| AtomicU8::new(0)).collect();
+        // SAFETY: the states, if any, are one per block and live in the
+        // fixture next to the pool.
+        let block_states = if checks { unsafe { BlockStates::new(states.as_ptr()) } } else { BlockStates::NONE };
         // SAFETY: the span holds `capacity` 16-byte blocks and the link array
         // `capacity` atomics; both live in the fixture next to the pool.
-        let pool = unsafe { ClassPool::new(16, capacity, span.as_mut_ptr().cast::<u8>(), links.as_ptr()) };
-        PoolFixture { _span: span, _links: links, pool }
+        let pool =
+            unsafe { ClassPool::new(16, capacity, span.as_mut_ptr().cast::<u8>(), links.as_ptr(), block_states) };
+        PoolFixture { _span: span, _links: links, _states: states, pool }
     }
 }
 

@@ -11,6 +11,7 @@ use core::ptr::NonNull;
 use std::alloc::{GlobalAlloc, System};
 use std::sync::Arc;
 
+use crate::checks::{self, OnMisuse, Panic};
 use crate::config::{Builder, ConfigError, Fallback, Profile, ValidConfig};
 use crate::lazy::{LazyConfig, FAILED, INITIALIZING, READY, UNINIT};
 use crate::region::{HotPath, Region, RegionOwner};
@@ -246,7 +247,8 @@ impl SlabAllocator {
     /// `thread_registry.rs`); the cold half of the lookup.
     #[inline]
     fn slot(&self) -> Option<SlotPtr> {
-        thread_registry::slot_for(self.hot().id, self.region(), self.owner())
+        let region = self.region();
+        thread_registry::slot_for(region.id(), region, self.owner())
     }
 
     /// Allocates a block for `layout`.
@@ -263,9 +265,17 @@ impl SlabAllocator {
     ///   the pool is used up, goes to the configured [`Fallback`]: the system
     ///   allocator, or `Err(AllocError)`.
     ///
-    /// Never panics.
+    /// Never panics, unless [checks](Builder::checks) are on and find that
+    /// a freed block handed out again was written to after its free.
     #[inline]
     pub fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        self.allocate_with::<Panic>(layout)
+    }
+
+    /// [`allocate`](Self::allocate), reporting misuse the checks find with
+    /// `R`.
+    #[inline(always)]
+    pub(crate) fn allocate_with<R: OnMisuse>(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         // Every way off the hot path is a tail call to a cold function, so
         // this one needs no stack frame when it is not inlined.
         let Some(hot) = self.ready_hot() else {
@@ -275,7 +285,7 @@ impl SlabAllocator {
             return self.allocate_unclassed(layout);
         };
         let Some(slot) = thread_registry::front_slot(hot.id) else {
-            return self.allocate_lookup(class, layout);
+            return self.allocate_lookup::<R>(class, layout);
         };
         // SAFETY: `slot` is this thread's own slot of this region (the front
         // entry of its registry matched our id); `class` is one of ours.
@@ -309,25 +319,41 @@ impl SlabAllocator {
     /// The block's class is found from its address; `layout` is only used
     /// to free fallback blocks and zero-size dangling pointers.
     ///
+    /// With [checks](Builder::checks) on, a violation of this contract that
+    /// the checks detect panics, naming the misuse, the class, the block and
+    /// the address.
+    ///
     /// # Safety
     ///
     /// `ptr` must have been returned by [`allocate`](Self::allocate) of this
     /// allocator with this `layout`, and not been freed since.
     #[inline]
     pub unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.deallocate_with::<Panic>(ptr, layout) }
+    }
+
+    /// [`deallocate`](Self::deallocate), reporting misuse the checks find
+    /// with `R`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`deallocate`](Self::deallocate).
+    #[inline(always)]
+    pub(crate) unsafe fn deallocate_with<R: OnMisuse>(&self, ptr: NonNull<u8>, layout: Layout) {
         let Some(hot) = self.ready_hot() else {
             // SAFETY: no region yet (or never), so `ptr` came from the system
             // allocator or is a zero-size dangling pointer.
-            return unsafe { self.deallocate_unclassed(ptr, layout) };
+            return unsafe { self.deallocate_unclassed::<R>(ptr, layout) };
         };
         let Some(class) = hot.class_of(ptr.as_ptr()) else {
             // SAFETY: forwarded from the caller: not ours, so from the
             // fallback (or a zero-size dangling pointer).
-            return unsafe { self.deallocate_unclassed(ptr, layout) };
+            return unsafe { self.deallocate_unclassed::<R>(ptr, layout) };
         };
         let Some(slot) = thread_registry::front_slot(hot.id) else {
             // SAFETY: `ptr` is a block of `class` being freed (caller).
-            return unsafe { self.deallocate_lookup(class, ptr) };
+            return unsafe { self.deallocate_lookup::<R>(class, ptr) };
         };
         // SAFETY: this thread's own slot; `class` from the address; `ptr`
         // is being freed (caller).
@@ -351,10 +377,14 @@ impl SlabAllocator {
     }
 
     /// The front thread-local entry is another allocator's (or says "no
-    /// slot"): look the slot up, claim one if needed, then allocate.
+    /// slot", or this allocator is checked): look the slot up, claim one if
+    /// needed, then allocate.
     #[cold]
     #[inline(never)]
-    fn allocate_lookup(&self, class: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    fn allocate_lookup<R: OnMisuse>(&self, class: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if self.region().checks() {
+            return self.allocate_checked::<R>(class, layout);
+        }
         let Some(slot) = self.slot() else {
             return self.allocate_uncached(class, layout);
         };
@@ -362,14 +392,36 @@ impl SlabAllocator {
         unsafe { self.allocate_in(self.hot(), slot, class, layout) }
     }
 
-    /// As [`allocate_lookup`](Self::allocate_lookup), for a free.
+    /// Every allocation of a checked allocator: as the unchecked paths, then
+    /// the block's state and poison are checked (`checks.rs`).
+    #[cold]
+    #[inline(never)]
+    fn allocate_checked<R: OnMisuse>(&self, class: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let block = match self.slot() {
+            // SAFETY: `slot_for` returned this thread's own slot of this region.
+            Some(slot) => unsafe { self.allocate_in(self.hot(), slot, class, layout) },
+            None => self.allocate_uncached(class, layout),
+        }?;
+        // A dry class's block comes from the fallback (or is dangling).
+        if self.hot().class_of(block.as_ptr()) == Some(class) {
+            checks::on_allocate::<R>(self.region().pool(class), class, block);
+        }
+        Ok(block)
+    }
+
+    /// As [`allocate_lookup`](Self::allocate_lookup), for a free; a checked
+    /// allocator checks (and poisons) the block first.
     ///
     /// # Safety
     ///
-    /// `ptr` is a block of `class` that the caller is freeing.
+    /// `ptr` is a block of `class` that the caller is freeing (for a checked
+    /// allocator: a pointer into `class`'s span, which the checks verify).
     #[cold]
     #[inline(never)]
-    unsafe fn deallocate_lookup(&self, class: usize, ptr: NonNull<u8>) {
+    unsafe fn deallocate_lookup<R: OnMisuse>(&self, class: usize, ptr: NonNull<u8>) {
+        if self.region().checks() {
+            checks::on_free::<R>(self.region().pool(class), class, ptr);
+        }
         let Some(slot) = self.slot() else {
             // SAFETY: forwarded from the caller.
             return unsafe { self.deallocate_uncached(class, ptr) };
@@ -477,10 +529,24 @@ impl SlabAllocator {
     /// # Safety
     ///
     /// `ptr` was allocated with `layout` and is outside the region: a
-    /// zero-size dangling pointer or a fallback block.
+    /// zero-size dangling pointer or a fallback block. (A checked allocator
+    /// reports a `ptr` that cannot be either, see `checks.rs`.)
     #[cold]
     #[inline(never)]
-    unsafe fn deallocate_unclassed(&self, ptr: NonNull<u8>, layout: Layout) {
+    unsafe fn deallocate_unclassed<R: OnMisuse>(&self, ptr: NonNull<u8>, layout: Layout) {
+        if let Some(region) = self.ready_region().filter(|r| r.checks()) {
+            if region.in_metadata(ptr.as_ptr()) {
+                checks::foreign::<R>(ptr, "it points into the allocator's own metadata");
+            }
+            if layout.size() == 0 && ptr != dangling(layout) {
+                checks::foreign::<R>(ptr, "a zero-size free outside the pool must be of the dangling pointer that zero-size requests get");
+            }
+            // Only an eagerly built allocator never had blocks from the
+            // system (a lazy one's first use serves some from it).
+            if layout.size() != 0 && region.fallback() == Fallback::Error && self.hot.id != 0 {
+                checks::foreign::<R>(ptr, "it is outside the pool, and with Fallback::Error no block lives elsewhere");
+            }
+        }
         // Zero-size requests outside the pool only ever get dangling
         // pointers; every other block outside it came from the system
         // allocator (the `System` fallback, or the initialisation window).
@@ -499,10 +565,17 @@ impl SlabAllocator {
     /// written (or were populated with zeros), so no `memset` is needed.
     /// Requests that go to the system fallback use its `alloc_zeroed`.
     pub fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        self.allocate_zeroed_with::<Panic>(layout)
+    }
+
+    /// [`allocate_zeroed`](Self::allocate_zeroed), reporting misuse the
+    /// checks find with `R`.
+    pub(crate) fn allocate_zeroed_with<R: OnMisuse>(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         if self.is_ready() && layout.size() > 0 {
             let region = self.region();
             match region.class_for(layout.size(), layout.align()) {
-                Some(class) if region.pool(class).block_size() >= ZERO_BY_CARVING => {
+                // (A checked allocator's blocks all go through its checks.)
+                Some(class) if region.pool(class).block_size() >= ZERO_BY_CARVING && !region.checks() => {
                     let pool = region.pool(class);
                     if let Some(block) = pool.take_fresh() {
                         // Relaxed: statistics.
@@ -521,7 +594,7 @@ impl SlabAllocator {
                 _ => {}
             }
         }
-        let block = self.allocate(layout)?;
+        let block = self.allocate_with::<R>(layout)?;
         // SAFETY: the block holds at least `layout.size()` bytes and is ours.
         unsafe { block.as_ptr().write_bytes(0, layout.size()) };
         Ok(block)
@@ -530,10 +603,20 @@ impl SlabAllocator {
     /// If the block at `ptr` (allocated with some layout) can hold
     /// `new_layout` without moving — it is in the pool, and `new_layout`
     /// maps to the same class — its block size; otherwise `None` (the
-    /// caller allocates, copies and frees).
+    /// caller allocates, copies and frees). With [checks](Builder::checks)
+    /// on, `ptr` must be a live block of the pool or a pointer outside it.
     pub fn resize_in_place(&self, ptr: NonNull<u8>, new_layout: Layout) -> Option<usize> {
+        self.resize_in_place_with::<Panic>(ptr, new_layout)
+    }
+
+    /// [`resize_in_place`](Self::resize_in_place), reporting misuse the
+    /// checks find with `R`.
+    pub(crate) fn resize_in_place_with<R: OnMisuse>(&self, ptr: NonNull<u8>, new_layout: Layout) -> Option<usize> {
         let region = self.ready_region()?;
         let class = region.class_of(ptr.as_ptr())?;
+        if region.checks() {
+            checks::assert_live::<R>(region.pool(class), class, ptr);
+        }
         (region.class_for(new_layout.size(), new_layout.align()) == Some(class)
             && ptr.as_ptr() as usize % new_layout.align() == 0)
             .then(|| region.pool(class).block_size())

@@ -16,6 +16,7 @@ use core::ops::Range;
 use core::ptr::NonNull;
 
 use crate::carver::Carver;
+use crate::checks::BlockStates;
 use crate::sync::{AtomicU32, AtomicU64, CachePadded, Ordering};
 use crate::tagged_stack::TaggedStack;
 
@@ -73,6 +74,8 @@ pub(crate) struct ClassPool {
     /// provenance).
     span_base: *mut u8,
     divisor: ExactDivisor,
+    /// Per-block states for the checks (`BlockStates::NONE` when off).
+    states: BlockStates,
     pub(crate) stack: TaggedStack,
     pub(crate) carver: Carver,
     pub(crate) counters: CachePadded<SharedCounters>,
@@ -89,13 +92,21 @@ impl ClassPool {
     ///
     /// `span_base..span_base + block_size * capacity` must be memory this
     /// pool may hand out for as long as it lives, and `links` must satisfy
-    /// [`TaggedStack::new`]'s contract for `capacity` blocks.
-    pub(crate) unsafe fn new(block_size: usize, capacity: u32, span_base: *mut u8, links: *const AtomicU32) -> Self {
+    /// [`TaggedStack::new`]'s contract for `capacity` blocks; `states`, if
+    /// enabled, holds a state for each of them.
+    pub(crate) unsafe fn new(
+        block_size: usize,
+        capacity: u32,
+        span_base: *mut u8,
+        links: *const AtomicU32,
+        states: BlockStates,
+    ) -> Self {
         ClassPool {
             block_size,
             capacity,
             span_base,
             divisor: ExactDivisor::new(block_size),
+            states,
             // SAFETY: forwarded from this function's contract.
             stack: unsafe { TaggedStack::new(links, capacity) },
             carver: Carver::new(capacity),
@@ -134,6 +145,17 @@ impl ClassPool {
             self.block_size
         );
         index as u32
+    }
+
+    /// The byte offset of `addr` from the start of the span (any address in
+    /// the span, not only block starts).
+    pub(crate) fn offset_of(&self, addr: *const u8) -> usize {
+        (addr as usize).wrapping_sub(self.span_base as usize)
+    }
+
+    /// The per-block states of the checks.
+    pub(crate) fn states(&self) -> BlockStates {
+        self.states
     }
 
     /// The block range `indices` as addresses, lowest first.

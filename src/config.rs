@@ -287,6 +287,8 @@ pub struct ValidConfig {
     pub(crate) fallback: Fallback,
     /// Advise the kernel to back the spans with transparent huge pages.
     pub(crate) huge_pages: bool,
+    /// Detect misuse (double free, bad pointers, writes after free).
+    pub(crate) checks: bool,
 }
 
 impl ValidConfig {
@@ -316,6 +318,7 @@ pub struct Builder {
     cached_threads: Option<usize>,
     fallback: Option<Fallback>,
     huge_pages: bool,
+    checks: Option<bool>,
 }
 
 impl Builder {
@@ -402,6 +405,25 @@ impl Builder {
         self
     }
 
+    /// Detect misuse at the call that causes it (see the crate docs,
+    /// "Checks"): double frees (also two racing ones), pointers that are not
+    /// the start of a block, pointers that are not this allocator's where
+    /// that can be known, and writes to a block after it was freed (freed
+    /// blocks are poisoned, and the poison is verified when the block is
+    /// handed out again). Misuse panics with a message naming the kind, the
+    /// class, the block index and the address (`GlobalAlloc` aborts instead,
+    /// as unwinding out of a global allocator is undefined behaviour).
+    ///
+    /// Off by default, unless the crate's `checks` cargo feature is enabled.
+    /// Off, it costs nothing: a checked allocator's operations take the cold
+    /// path, and an unchecked one's never look at the setting. On, every
+    /// operation does one atomic read-modify-write on the block's state
+    /// byte and writes or reads the whole block once.
+    pub fn checks(mut self, checks: bool) -> Self {
+        self.checks = Some(checks);
+        self
+    }
+
     /// Checks the configuration without reserving memory.
     pub fn validate(&self) -> Result<ValidConfig, ConfigError> {
         let classes = self.classes.clone().unwrap_or_else(|| self.profile.size_classes());
@@ -445,6 +467,7 @@ impl Builder {
             cached_threads,
             fallback: self.fallback.unwrap_or_else(|| self.profile.fallback()),
             huge_pages: self.huge_pages,
+            checks: self.checks.unwrap_or(cfg!(feature = "checks")),
         })
     }
 

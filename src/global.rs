@@ -5,7 +5,8 @@
 //! threads), for `&SlabAllocator` and for the cheap, clonable [`SlabHandle`].
 //!
 //! `GlobalAlloc` reports failure with a null pointer and must not unwind;
-//! nothing here panics. `realloc`, `grow` and `shrink` stay in place when the
+//! nothing here panics: misuse found by the [checks](crate::Builder::checks)
+//! aborts with its message under `GlobalAlloc`, and panics under `Allocator`. `realloc`, `grow` and `shrink` stay in place when the
 //! new layout maps to the same class (a class is a block size, so "the block
 //! is big enough" and "no smaller class fits" together); otherwise they
 //! allocate, copy and free, also across to and from the system fallback.
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 use allocator_api2::alloc::{AllocError, Allocator};
 
+use crate::checks::Abort;
 use crate::SlabAllocator;
 
 // SAFETY: `alloc` returns null or a block valid for `layout` until it is
@@ -26,18 +28,18 @@ use crate::SlabAllocator;
 unsafe impl GlobalAlloc for SlabAllocator {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.allocate(layout).map_or(ptr::null_mut(), NonNull::as_ptr)
+        self.allocate_with::<Abort>(layout).map_or(ptr::null_mut(), NonNull::as_ptr)
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: the caller passes a non-null block from `alloc` with
         // `layout`, freed once (GlobalAlloc's contract).
-        unsafe { self.deallocate(NonNull::new_unchecked(ptr), layout) }
+        unsafe { self.deallocate_with::<Abort>(NonNull::new_unchecked(ptr), layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        self.allocate_zeroed(layout).map_or(ptr::null_mut(), NonNull::as_ptr)
+        self.allocate_zeroed_with::<Abort>(layout).map_or(ptr::null_mut(), NonNull::as_ptr)
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -47,7 +49,7 @@ unsafe impl GlobalAlloc for SlabAllocator {
         unsafe {
             let block = NonNull::new_unchecked(ptr);
             let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
-            if self.resize_in_place(block, new_layout).is_some() {
+            if self.resize_in_place_with::<Abort>(block, new_layout).is_some() {
                 return ptr;
             }
             if self.both_with_the_system(block, layout, new_layout) {
@@ -55,11 +57,11 @@ unsafe impl GlobalAlloc for SlabAllocator {
                 // blocks instead of copying them.
                 return System.realloc(ptr, layout, new_size);
             }
-            let Ok(new) = self.allocate(new_layout) else {
+            let Ok(new) = self.allocate_with::<Abort>(new_layout) else {
                 return ptr::null_mut();
             };
             ptr::copy_nonoverlapping(ptr, new.as_ptr(), layout.size().min(new_size));
-            self.deallocate(block, layout);
+            self.deallocate_with::<Abort>(block, layout);
             new.as_ptr()
         }
     }

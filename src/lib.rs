@@ -4,8 +4,9 @@
 
 // Layers, bottom up; each file's docs say what it owns.
 mod allocator; //      SlabAllocator: the parts tied together, fallback
-mod arena;
+mod arena; //          Arena: a lock-free bump arena over its own reservation
 mod carver; //         bump frontier over never-used blocks
+mod checks; //         misuse detection: block states, poison, reports
 mod class_pool; //     one class's shared state: stack + carver + geometry
 mod config; //         Builder, Profile, Fallback, ConfigError
 mod global; //         GlobalAlloc and allocator_api2::Allocator glue
@@ -17,7 +18,7 @@ mod stats; //          counters snapshot and its table
 mod sync; //           the only importer of atomics / thread-locals (std or loom)
 mod tagged_stack; //   Treiber stack of block indices, tagged head, external links
 mod thread_cache; //   per-thread magazines, batch refill / flush, slot map
-mod thread_registry; // current thread's slot per allocator, flush on exit //          Arena: a lock-free bump arena over its own reservation
+mod thread_registry; // current thread's slot per allocator, flush on exit
 
 #[cfg(all(test, lockfree_slab_loom))]
 #[path = "../loom_tests/mod.rs"]

@@ -10,7 +10,8 @@
 //! - `Region` (this control block) and the `ClassPool`s: constants, stack
 //!   heads, carver frontiers, counters;
 //! - the two size-class lookup tables (`size_class.rs`);
-//! - per class, one `AtomicU32` link per block (the stack's external links);
+//! - per class, one `AtomicU32` link per block (the stack's external links),
+//!   and with checks on, one `AtomicU8` state per block (`checks.rs`);
 //! - the thread-cache slots (`thread_cache.rs`);
 //! - the spans: every class owns one equal, power-of-two-sized span starting
 //!   at a page boundary, so a pointer's class is `(addr - spans_base) >>
@@ -30,11 +31,12 @@
 
 use core::ptr::NonNull;
 
+use crate::checks::{BlockStates, CHECKED_ID};
 use crate::class_pool::ClassPool;
 use crate::config::{ConfigError, Fallback, ValidConfig};
 use crate::os::{self, PAGE};
 use crate::size_class::{build_tables, ClassLookup};
-use crate::sync::{AtomicU32, AtomicU64, CachePadded, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, AtomicU8, CachePadded, Ordering};
 use crate::thread_cache::{CacheArea, CacheGeometry};
 
 /// Counters for requests that no class serves (too large, over-aligned).
@@ -53,6 +55,8 @@ struct Layout {
     by_granule: usize,
     by_align: usize,
     links: Vec<usize>,
+    /// Per class, where its block states start (empty without checks).
+    states: Vec<usize>,
     slots: usize,
     meta_len: usize,
     span_shift: u32,
@@ -75,6 +79,18 @@ impl Layout {
                 at
             })
             .collect();
+        let states = match config.checks {
+            true => config
+                .blocks
+                .iter()
+                .map(|&blocks| {
+                    let at = cursor.next_multiple_of(64);
+                    cursor = at + blocks as usize * core::mem::size_of::<AtomicU8>();
+                    at
+                })
+                .collect(),
+            false => Vec::new(),
+        };
         let slots = cursor.next_multiple_of(PAGE);
         let meta_len = (slots + cache.area_len()).next_multiple_of(PAGE);
         let largest_share = config.classes.iter().zip(&config.blocks).map(|(&s, &b)| s * b as usize).max().unwrap_or(0);
@@ -84,6 +100,7 @@ impl Layout {
             by_granule,
             by_align,
             links,
+            states,
             slots,
             meta_len,
             span_shift: span.trailing_zeros(),
@@ -97,8 +114,10 @@ impl Layout {
 /// a dependent load through the region pointer.
 #[derive(Clone, Copy)]
 pub(crate) struct HotPath {
-    /// A process-unique id (never 0), so thread-local entries of a dropped
-    /// allocator can never match a new one at the same address.
+    /// The id the hot path compares the thread's front registry entry with
+    /// (never 0): the region's id, or for a checked allocator that id with
+    /// [`CHECKED_ID`] set, which no entry carries, so that every operation
+    /// takes the cold, checked path.
     pub(crate) id: u64,
     /// The control block these constants were copied from.
     pub(crate) region: *const Region,
@@ -155,6 +174,11 @@ impl HotPath {
 /// inside `ClassPool`s, the slot map and the counters is written once in
 /// [`Region::create`] and read-only afterwards.
 pub(crate) struct Region {
+    /// A process-unique id (never 0), so thread-local entries of a dropped
+    /// allocator can never match a new one at the same address.
+    id: u64,
+    /// Whether misuse checks are on (`checks.rs`).
+    checks: bool,
     hot: HotPath,
     reservation: NonNull<u8>,
     reservation_len: usize,
@@ -191,13 +215,24 @@ impl Region {
                 let links = at(layout.links[class]).cast::<AtomicU32>();
                 crate::sync::init_zeroed_atomics(links, blocks as usize);
                 let span_base = at(layout.meta_len + (class << layout.span_shift));
-                pools.add(class).write(ClassPool::new(size, blocks, span_base, links));
+                let states = match layout.states.get(class) {
+                    Some(&offset) => {
+                        let first = at(offset).cast::<AtomicU8>();
+                        crate::sync::init_zeroed_atomics(first, blocks as usize);
+                        BlockStates::new(first)
+                    }
+                    None => BlockStates::NONE,
+                };
+                pools.add(class).write(ClassPool::new(size, blocks, span_base, links, states));
             }
             let caches = CacheArea::new(cache, at(layout.slots), n);
             let region = base.cast::<Region>();
+            let id = crate::sync::next_region_id();
             region.as_ptr().write(Region {
+                id,
+                checks: config.checks,
                 hot: HotPath {
-                    id: crate::sync::next_region_id(),
+                    id: if config.checks { id | CHECKED_ID } else { id },
                     region: region.as_ptr(),
                     spans_base,
                     span_shift: layout.span_shift,
@@ -257,7 +292,18 @@ impl Region {
     /// The region's id (see [`HotPath::id`]).
     #[inline(always)]
     pub(crate) fn id(&self) -> u64 {
-        self.hot.id
+        self.id
+    }
+
+    /// Whether misuse checks are on.
+    pub(crate) fn checks(&self) -> bool {
+        self.checks
+    }
+
+    /// Whether `ptr` lies in the region's metadata (before the spans).
+    pub(crate) fn in_metadata(&self, ptr: *const u8) -> bool {
+        let start = self.reservation.as_ptr() as usize;
+        (start..self.hot.spans_base).contains(&(ptr as usize))
     }
 
     /// A copy of the hot-path constants.

@@ -60,6 +60,12 @@ impl ZeroableAtomic for AtomicU32 {
     }
 }
 
+impl ZeroableAtomic for AtomicU8 {
+    fn zero() -> Self {
+        AtomicU8::new(0)
+    }
+}
+
 impl ZeroableAtomic for AtomicU64 {
     fn zero() -> Self {
         AtomicU64::new(0)
