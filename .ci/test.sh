@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The test command (README: "run every test"). On a fresh machine with only
 # the Rust toolchain it runs, in order:
-#   1. every unit, integration and doc test (`cargo test`);
+#   1. every unit, integration and doc test (`cargo test`), then the unit
+#      and integration tests again with the `checks` feature, which turns the
+#      misuse checks on in every allocator they build (the global one too):
+#      valid use must never be reported;
 #   2. every loom model, bounded, plus the teeth checks (.ci/loom.sh);
 #   3. a smoke run of the benchmarks: each criterion bench executes once
 #      (`--test`, no timing) and the comparison tool runs a tiny
@@ -15,6 +18,8 @@ start=$(date +%s)
 step "cargo test (unit, integration, doc tests)"
 cargo test --all-targets
 cargo test --doc
+step "cargo test --features checks (every allocator checked: no false alarm)"
+cargo test --features checks --lib --tests
 
 step "loom models"
 bash .ci/loom.sh

@@ -539,7 +539,10 @@ impl SlabAllocator {
                 checks::foreign::<R>(ptr, "it points into the allocator's own metadata");
             }
             if layout.size() == 0 && ptr != dangling(layout) {
-                checks::foreign::<R>(ptr, "a zero-size free outside the pool must be of the dangling pointer that zero-size requests get");
+                checks::foreign::<R>(
+                    ptr,
+                    "a zero-size free outside the pool must be of the dangling pointer that zero-size requests get",
+                );
             }
             // Only an eagerly built allocator never had blocks from the
             // system (a lazy one's first use serves some from it).

@@ -137,7 +137,12 @@ fn a_pointer_into_the_middle_of_a_block_is_reported() {
     let inner = NonNull::new(p.as_ptr().wrapping_add(24)).unwrap();
     // SAFETY: (not: the misuse under test; reported before any state changes.)
     let message = panic_message(|| unsafe { slab.deallocate(inner, L64) });
-    assert!(message.starts_with(&format!("lockfree-slab checks: free of a pointer that is not the start of a block at {inner:p}")), "{message}");
+    assert!(
+        message.starts_with(&format!(
+            "lockfree-slab checks: free of a pointer that is not the start of a block at {inner:p}"
+        )),
+        "{message}"
+    );
     assert!(message.contains("class 1 (64 B blocks)") && message.ends_with("24 B into the block"), "{message}");
     // The real block is still live and can be freed normally.
     // SAFETY: allocated above, freed once.
@@ -219,7 +224,10 @@ fn a_write_after_free_is_caught_by_the_poison() {
             let _ = slab.allocate(layout);
         });
         assert!(message.starts_with(&format!("lockfree-slab checks: write after free at {p:p}")), "{message}");
-        assert!(message.ends_with(&format!("byte {offset} of the freed block was overwritten with 0x41 (poison 0xdf)")), "{message}");
+        assert!(
+            message.ends_with(&format!("byte {offset} of the freed block was overwritten with 0x41 (poison 0xdf)")),
+            "{message}"
+        );
     }
 }
 
@@ -306,9 +314,8 @@ fn concurrent_valid_use_raises_no_false_alarm() {
 
 #[test]
 fn unchecked_allocators_do_not_pay_for_state_bytes() {
-    let build = |checks| {
-        SlabAllocator::builder().size_classes(&[16]).capacity(1 << 24).checks(checks).build().unwrap().stats()
-    };
+    let build =
+        |checks| SlabAllocator::builder().size_classes(&[16]).capacity(1 << 24).checks(checks).build().unwrap().stats();
     let (off, on) = (build(false), build(true));
     // One state byte per block (1 M blocks of 16 B), rounded to pages.
     assert_eq!(on.reserved_bytes - off.reserved_bytes, 1 << 20, "off: {off}\non: {on}");
@@ -351,7 +358,8 @@ fn libc_sigabrt() -> i32 {
 
 #[test]
 fn checks_follow_the_cargo_feature_by_default() {
-    let slab = SlabAllocator::builder().size_classes(&[16]).capacity(1 << 16).fallback(Fallback::Error).build().unwrap();
+    let slab =
+        SlabAllocator::builder().size_classes(&[16]).capacity(1 << 16).fallback(Fallback::Error).build().unwrap();
     let p = slab.allocate(Layout::from_size_align(16, 8).unwrap()).unwrap();
     // SAFETY: allocated above.
     unsafe { slab.deallocate(p, Layout::from_size_align(16, 8).unwrap()) };

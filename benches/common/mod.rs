@@ -198,13 +198,20 @@ pub const FLOOR: &str = "freelist (floor, 1 thread, no atomics)";
 pub const BENCH_SIZES: [usize; 5] = [16, 64, 256, 1024, 4096];
 
 /// The slab for fixed-size work: power-of-two classes 16 B..4 KiB, 1 GiB of
-/// address space committed on first touch, system fallback.
+/// address space committed on first touch, system fallback, no checks.
 pub fn slab_fixed() -> SlabAllocator {
+    slab_fixed_with_checks(false)
+}
+
+/// [`slab_fixed`] with the misuse checks on or off (explicitly, whatever the
+/// `checks` feature's default).
+pub fn slab_fixed_with_checks(checks: bool) -> SlabAllocator {
     SlabAllocator::builder()
         .size_classes(&[16, 32, 64, 128, 256, 512, 1024, 2048, 4096])
         .capacity(1 << 30)
         .populate(false)
         .fallback(Fallback::System)
+        .checks(checks)
         .build()
         .expect("bench slab configuration")
 }
