@@ -268,7 +268,7 @@ pub(crate) fn assert_live<R: OnMisuse>(pool: &ClassPool, class: usize, ptr: NonN
 
 /// The state of the block starting at `ptr`, if `ptr` is the start of a
 /// block `pool` has carved.
-fn block_state<'a>(pool: &'a ClassPool, class: usize, ptr: NonNull<u8>) -> Result<&'a AtomicU8, Misuse> {
+fn block_state(pool: &ClassPool, class: usize, ptr: NonNull<u8>) -> Result<&AtomicU8, Misuse> {
     let states = pool.states();
     debug_assert!(states.is_enabled());
     let offset = pool.offset_of(ptr.as_ptr());

@@ -352,8 +352,10 @@ fn global_alloc_aborts_with_the_message() {
     assert!(stderr.contains("class 1 (64 B blocks), block 0"), "{stderr}");
 }
 
+/// SIGABRT's number on Linux and the BSDs (libc is not a dependency of the
+/// tests for one constant).
 fn libc_sigabrt() -> i32 {
-    6 // SIGABRT on Linux and the BSDs
+    6
 }
 
 #[test]
@@ -363,9 +365,9 @@ fn checks_follow_the_cargo_feature_by_default() {
     let p = slab.allocate(Layout::from_size_align(16, 8).unwrap()).unwrap();
     // SAFETY: allocated above.
     unsafe { slab.deallocate(p, Layout::from_size_align(16, 8).unwrap()) };
-    // SAFETY: a double free only if the feature turned checks on, in which
-    // case it is reported before anything is touched; otherwise skipped.
     if cfg!(feature = "checks") {
+        // SAFETY: (not: a double free, which the checks the feature turned on
+        // report before anything is touched.)
         let message = panic_message(|| unsafe { slab.deallocate(p, Layout::from_size_align(16, 8).unwrap()) });
         assert!(message.contains("double free"), "{message}");
     } else {
