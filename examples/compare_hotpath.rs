@@ -23,7 +23,7 @@ use common::*;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: compare_hotpath slab|system|mimalloc|jemalloc|floor SIZE N";
+    let usage = "usage: compare_hotpath slab|slab-checked|system|mimalloc|jemalloc|floor SIZE N";
     let (kind, size, n) = match &args[1..] {
         [k, s, n] => (k.as_str(), s.parse().expect(usage), n.parse().expect(usage)),
         _ => {
@@ -34,6 +34,7 @@ fn main() {
     let l = layout(size);
     match kind {
         "slab" => pairs(&slab_fixed(), l, n, &mut NoProbe),
+        "slab-checked" => pairs(&slab_fixed_with_checks(true), l, n, &mut NoProbe),
         "system" => pairs(&Peer(System), l, n, &mut NoProbe),
         "mimalloc" => pairs(&Peer(MiMalloc), l, n, &mut NoProbe),
         #[cfg(not(target_env = "msvc"))]
