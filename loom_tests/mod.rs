@@ -21,6 +21,7 @@ mod cache; //     magazine refill / flush racing with another thread's frees
 mod carver; //    carving racing with pops near exhaustion
 mod checks; //    racing double frees; the block states across owners
 mod exit; //      thread exit returns cached blocks; allocator drop
+mod growth; //    racing to publish the first extension region
 mod lazy; //      first use of a const-constructed allocator from two threads
 mod payload; //   previous owner's writes happen-before the next owner's reads
 mod stack; //     push / pop / push_chain, and the ABA interleaving

@@ -402,9 +402,13 @@ impl SlabAllocator {
             Some(slot) => unsafe { self.allocate_in(self.hot(), slot, class, layout) },
             None => self.allocate_uncached(class, layout),
         }?;
-        // A dry class's block comes from the fallback (or is dangling).
+        // A dry class's block comes from an extension, the fallback, or is
+        // dangling.
+        let region = self.region();
         if self.hot().class_of(block.as_ptr()) == Some(class) {
-            checks::on_allocate::<R>(self.region().pool(class), class, block);
+            checks::on_allocate::<R>(region.pool(class), class, block);
+        } else if let Some((extension, class)) = region.extensions.find(block.as_ptr()) {
+            checks::on_allocate::<R>(extension.pool(class), class, block);
         }
         Ok(block)
     }
@@ -479,6 +483,15 @@ impl SlabAllocator {
             return Ok(dangling(layout));
         }
         let region = self.region();
+        if let Some(class) = class {
+            if let Some((extension, block)) = region.extensions.take(class) {
+                let pool = extension.pool(class);
+                // Relaxed: statistics.
+                pool.counters.uncached_allocs.fetch_add(1, Ordering::Relaxed);
+                pool.counters.uncached_requested.fetch_add(layout.size() as u64, Ordering::Relaxed);
+                return Ok(block);
+            }
+        }
         let result = match region.fallback() {
             // SAFETY: `layout` has a non-zero size, as `alloc` requires.
             Fallback::System => NonNull::new(unsafe { System.alloc(layout) }).ok_or(AllocError),
@@ -534,6 +547,18 @@ impl SlabAllocator {
     #[cold]
     #[inline(never)]
     unsafe fn deallocate_unclassed<R: OnMisuse>(&self, ptr: NonNull<u8>, layout: Layout) {
+        if let Some((extension, class)) = self.ready_region().and_then(|r| r.extensions.find(ptr.as_ptr())) {
+            let pool = extension.pool(class);
+            if extension.checks() {
+                checks::on_free::<R>(pool, class, ptr);
+            }
+            // SAFETY: a block of this extension's `class` (found by its
+            // address), being freed (caller).
+            unsafe { pool.give_back(ptr) };
+            // Relaxed: statistics.
+            pool.counters.uncached_frees.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         if let Some(region) = self.ready_region().filter(|r| r.checks()) {
             if region.in_metadata(ptr.as_ptr()) {
                 checks::foreign::<R>(ptr, "it points into the allocator's own metadata");
@@ -637,6 +662,7 @@ impl SlabAllocator {
         match self.ready_region() {
             Some(region) => {
                 region.class_of(ptr.as_ptr()).is_none()
+                    && region.extensions.find(ptr.as_ptr()).is_none()
                     && region.class_for(new.size(), new.align()).is_none()
                     && region.fallback() == Fallback::System
             }
@@ -649,7 +675,10 @@ impl SlabAllocator {
     /// fallback block, a zero-size allocation, or a foreign pointer).
     pub fn usable_size(&self, ptr: NonNull<u8>) -> Option<usize> {
         let region = self.ready_region()?;
-        self.hot().class_of(ptr.as_ptr()).map(|class| region.pool(class).block_size())
+        match self.hot().class_of(ptr.as_ptr()) {
+            Some(class) => Some(region.pool(class).block_size()),
+            None => region.extensions.find(ptr.as_ptr()).map(|(extension, class)| extension.pool(class).block_size()),
+        }
     }
 
     /// The block size a request for `layout` would get from the pool, or
@@ -660,10 +689,11 @@ impl SlabAllocator {
         region.class_for(layout.size(), layout.align()).map(|class| region.pool(class).block_size())
     }
 
-    /// Whether `ptr` points into this allocator's pool (as opposed to a
-    /// fallback block or foreign memory).
+    /// Whether `ptr` points into this allocator's pool, its growth
+    /// included (as opposed to a fallback block or foreign memory).
     pub fn owns(&self, ptr: *const u8) -> bool {
-        self.ready_region().is_some_and(|region| region.class_of(ptr).is_some())
+        self.ready_region()
+            .is_some_and(|region| region.class_of(ptr).is_some() || region.extensions.find(ptr).is_some())
     }
 
     /// The configured fallback (`None` until a lazily built allocator has

@@ -35,6 +35,8 @@ pub const MAX_SCALED_DEPTH: usize = 1024;
 pub const DEFAULT_CACHED_THREADS: usize = 256;
 /// Largest accepted number of cached threads.
 pub const MAX_CACHED_THREADS: usize = 4096;
+/// Most extra reservations [`Builder::growth`] may add to the first.
+pub const MAX_GROWTH: usize = 15;
 /// Largest accepted capacity (1 TiB): spans are laid out in one reservation.
 pub const MAX_CAPACITY: usize = 1 << 40;
 
@@ -195,6 +197,8 @@ pub enum ConfigError {
     InvalidCacheDepth { depth: usize },
     /// `max_cached_threads` outside `1..=MAX_CACHED_THREADS`.
     InvalidCachedThreads { threads: usize },
+    /// `growth` above [`MAX_GROWTH`].
+    TooMuchGrowth { extensions: usize, max: usize },
     /// The operating system refused the address-space reservation.
     ReserveFailed { bytes: usize, errno: i32 },
 }
@@ -259,6 +263,10 @@ impl fmt::Display for ConfigError {
                 f,
                 "max_cached_threads {threads} is invalid: use 1..={MAX_CACHED_THREADS} (threads beyond it are served uncached)"
             ),
+            ConfigError::TooMuchGrowth { extensions, max } => write!(
+                f,
+                "growth of {extensions} extra reservations is more than the {max} allowed: raise `capacity` instead, so each reservation holds more"
+            ),
             ConfigError::ReserveFailed { bytes, errno } => write!(
                 f,
                 "the OS refused to reserve {bytes} B of address space (errno {errno}): lower `capacity` or raise the process's address-space limit (ulimit -v)"
@@ -289,6 +297,8 @@ pub struct ValidConfig {
     pub(crate) huge_pages: bool,
     /// Detect misuse (double free, bad pointers, writes after free).
     pub(crate) checks: bool,
+    /// Extra reservations a class that runs dry may add (0: none).
+    pub(crate) growth: usize,
 }
 
 impl ValidConfig {
@@ -319,6 +329,7 @@ pub struct Builder {
     fallback: Option<Fallback>,
     huge_pages: bool,
     checks: Option<bool>,
+    growth: usize,
 }
 
 impl Builder {
@@ -424,6 +435,21 @@ impl Builder {
         self
     }
 
+    /// For users who do not know their peak: when a class has used up its
+    /// share, reserve another region like the first (same classes, split and
+    /// capacity; address space only, committed as it is used), up to
+    /// `extensions` more reservations in all, before taking the
+    /// [`fallback`](Self::fallback). 0 (the default) means never grow.
+    ///
+    /// Blocks of the extra reservations are found from their address in
+    /// O(1) (one compare per reservation, at most [`MAX_GROWTH`]); they do
+    /// not pass through the thread caches, so each of their operations costs
+    /// an atomic on the shared stack (see the crate docs, "Growth").
+    pub fn growth(mut self, extensions: usize) -> Self {
+        self.growth = extensions;
+        self
+    }
+
     /// Checks the configuration without reserving memory.
     pub fn validate(&self) -> Result<ValidConfig, ConfigError> {
         let classes = self.classes.clone().unwrap_or_else(|| self.profile.size_classes());
@@ -457,6 +483,9 @@ impl Builder {
         if cached_threads == 0 || cached_threads > MAX_CACHED_THREADS {
             return Err(ConfigError::InvalidCachedThreads { threads: cached_threads });
         }
+        if self.growth > MAX_GROWTH {
+            return Err(ConfigError::TooMuchGrowth { extensions: self.growth, max: MAX_GROWTH });
+        }
         Ok(ValidConfig {
             classes,
             blocks,
@@ -468,6 +497,7 @@ impl Builder {
             fallback: self.fallback.unwrap_or_else(|| self.profile.fallback()),
             huge_pages: self.huge_pages,
             checks: self.checks.unwrap_or(cfg!(feature = "checks")),
+            growth: self.growth,
         })
     }
 
@@ -659,6 +689,11 @@ mod tests {
                 "2..=4096",
             ),
             (Builder::new().max_cached_threads(0), ConfigError::InvalidCachedThreads { threads: 0 }, "served uncached"),
+            (
+                Builder::new().growth(16),
+                ConfigError::TooMuchGrowth { extensions: 16, max: MAX_GROWTH },
+                "raise `capacity`",
+            ),
         ];
         for (builder, expected, hint) in cases {
             let got = err(builder);

@@ -10,6 +10,7 @@ mod checks; //         misuse detection: block states, poison, reports
 mod class_pool; //     one class's shared state: stack + carver + geometry
 mod config; //         Builder, Profile, Fallback, ConfigError
 mod global; //         GlobalAlloc and allocator_api2::Allocator glue
+mod growth; //         further reservations when a class runs dry
 mod lazy; //         const construction, once-only initialisation
 mod os; //             mmap / madvise / munmap
 mod region; //         the reservation and its layout, address -> class
@@ -29,8 +30,8 @@ pub use allocator_api2::alloc::AllocError;
 pub use arena::{Arena, ArenaError};
 pub use config::{
     Builder, ConfigError, Fallback, Profile, DEFAULT_CACHED_THREADS, DEFAULT_CACHE_BYTES, DEFAULT_CACHE_DEPTH,
-    DEFAULT_CAPACITY, GENERAL_CAPACITY, MAX_CACHED_THREADS, MAX_CACHE_DEPTH, MAX_CAPACITY, MAX_SCALED_DEPTH,
-    MIN_CLASS_SIZE,
+    DEFAULT_CAPACITY, GENERAL_CAPACITY, MAX_CACHED_THREADS, MAX_CACHE_DEPTH, MAX_CAPACITY, MAX_GROWTH,
+    MAX_SCALED_DEPTH, MIN_CLASS_SIZE,
 };
 pub use global::SlabHandle;
 pub use size_class::{natural_alignment, MAX_ALIGN, MAX_CLASSES, MAX_CLASS_SIZE};

@@ -34,6 +34,7 @@ use core::ptr::NonNull;
 use crate::checks::{BlockStates, CHECKED_ID};
 use crate::class_pool::ClassPool;
 use crate::config::{ConfigError, Fallback, ValidConfig};
+use crate::growth::Extensions;
 use crate::os::{self, PAGE};
 use crate::size_class::{build_tables, ClassLookup};
 use crate::sync::{AtomicU32, AtomicU64, AtomicU8, CachePadded, Ordering};
@@ -189,6 +190,8 @@ pub(crate) struct Region {
     populated: bool,
     pub(crate) caches: CacheArea,
     pub(crate) oversize: CachePadded<OversizeCounters>,
+    /// Further regions a dry class may add (`growth.rs`).
+    pub(crate) extensions: Extensions,
 }
 
 impl Region {
@@ -252,6 +255,7 @@ impl Region {
                 populated: config.populate,
                 caches,
                 oversize: CachePadded::new(OversizeCounters::default()),
+                extensions: Extensions::new(config),
             });
             // Before populate, so that populating faults in huge pages where
             // the kernel grants them. A refusal (no THP) is not an error:

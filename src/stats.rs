@@ -103,10 +103,15 @@ pub struct Stats {
     pub oversize_refused: u64,
     /// Threads holding a cache slot right now.
     pub cached_threads: u32,
-    /// Configured capacity in bytes.
+    /// Capacity in bytes: the configured one, times the number of
+    /// reservations (see [`grown_reservations`](Self::grown_reservations)).
     pub capacity_bytes: usize,
-    /// Address space reserved (metadata and spans), in bytes.
+    /// Address space reserved (metadata and spans), in bytes, all
+    /// reservations together.
     pub reserved_bytes: usize,
+    /// Reservations added by [`Builder::growth`](crate::Builder::growth)
+    /// since the allocator was built.
+    pub grown_reservations: u32,
 }
 
 impl Stats {
@@ -121,8 +126,24 @@ impl Stats {
     }
 }
 
-/// Sums a region's counters.
+/// Sums a region's counters, its growth's included.
 pub(crate) fn collect(region: &Region) -> Stats {
+    let mut stats = collect_one(region);
+    for extension in region.extensions.iter() {
+        let grown = collect_one(extension);
+        for (class, more) in stats.classes.iter_mut().zip(&grown.classes) {
+            class.add(more);
+        }
+        stats.totals.add(&grown.totals);
+        stats.capacity_bytes += grown.capacity_bytes;
+        stats.reserved_bytes += grown.reserved_bytes;
+        stats.grown_reservations += 1;
+    }
+    stats
+}
+
+/// Sums one region's counters.
+fn collect_one(region: &Region) -> Stats {
     let caches = &region.caches;
     let slots = if caches.is_enabled() { caches.map.high_water() } else { 0 };
     let classes: Vec<ClassStats> = region
@@ -174,6 +195,7 @@ pub(crate) fn collect(region: &Region) -> Stats {
         cached_threads: if caches.is_enabled() { caches.map.claimed() } else { 0 },
         capacity_bytes: region.capacity(),
         reserved_bytes: region.reserved_bytes(),
+        grown_reservations: 0,
     }
 }
 

@@ -14,10 +14,10 @@
 //! nothing otherwise (leaving the pages untouched keeps them uncommitted).
 
 #[cfg(not(lockfree_slab_loom))]
-pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 #[cfg(lockfree_slab_loom)]
-pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 /// The cells an allocator writes once, before publishing them with a Release
 /// store of its state (see `lazy.rs`). Always std's: they must be

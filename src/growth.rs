@@ -1,0 +1,151 @@
+//! Growth beyond the first reservation ([`Builder::growth`](crate::Builder::growth)).
+//!
+//! **Shape.** When a class of the first region has carved its whole share and
+//! its stack is empty, the allocation (already on its cold path) asks the
+//! region's [`Extensions`]: up to `growth` further regions, each a complete
+//! region built from the same configuration (same classes, split and
+//! capacity; no thread caches). They are created on demand, in order, and
+//! kept until the allocator drops, so nothing is ever retired while another
+//! thread may still read it — which is why no epoch scheme
+//! (`crossbeam-epoch`) is needed: a published extension stays valid for as
+//! long as the region that points to it, and that region outlives every
+//! operation on the allocator.
+//!
+//! **Class from address stays O(1).** A pointer outside the first region's
+//! spans is looked up in at most [`MAX_GROWTH`] extensions, each with the
+//! same subtract-shift-compare as the first region. The hot path never does
+//! this: it only ever sees the first region; a free of an extension block
+//! is sent to the cold path by the first region's address check (the path
+//! fallback blocks already take) and is found there.
+//!
+//! **Publication.** An extension slot goes from null to a region exactly
+//! once, by a compare-exchange (`AcqRel`: its Release half publishes the
+//! region, written entirely in `Region::create`, to every thread that loads
+//! the slot with Acquire). Two threads that find the slot empty at once both
+//! build a region; the loser destroys its own, which no one else has seen,
+//! and uses the winner's.
+//!
+//! **Re-entrancy.** Building a region allocates a few small vectors through
+//! the global allocator, which may be this one; a thread-local flag makes a
+//! nested request that would grow again take the fallback instead, so growth
+//! never recurses.
+//!
+//! **Cost.** Blocks of extensions go through their class's shared stack (one
+//! CAS per allocation or free), not through the thread caches; growth is for
+//! a peak that the configuration did not foresee, and the first region keeps
+//! the fast path. Raise `capacity` if the extensions are used all the time.
+
+use core::cell::Cell;
+use core::ptr::NonNull;
+
+use crate::config::{ValidConfig, MAX_GROWTH};
+use crate::region::Region;
+use crate::sync::{AtomicPtr, Ordering};
+
+/// The extra regions a region may add (see the module docs).
+pub(crate) struct Extensions {
+    /// How every extension is built (`None`: growth is off).
+    config: Option<ValidConfig>,
+    /// Slots `0..allowed` fill in order, each once.
+    allowed: usize,
+    regions: [AtomicPtr<Region>; MAX_GROWTH],
+}
+
+crate::sync::thread_local! {
+    /// Set while this thread builds an extension (see the module docs).
+    static GROWING: Cell<bool> = Cell::new(false);
+}
+
+impl Extensions {
+    /// The extensions `config` allows, none created yet.
+    pub(crate) fn new(config: &ValidConfig) -> Self {
+        let allowed = config.growth.min(MAX_GROWTH);
+        let config = (allowed > 0).then(|| ValidConfig {
+            // Extension blocks are served from the shared stacks (module
+            // docs), so the extensions reserve no cache slots, and do not
+            // grow themselves.
+            cache_depth: 0,
+            cache_bytes: 0,
+            growth: 0,
+            ..config.clone()
+        });
+        Extensions { config, allowed, regions: core::array::from_fn(|_| AtomicPtr::new(core::ptr::null_mut())) }
+    }
+
+    /// The extensions created so far, in creation order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Region> {
+        self.regions[..self.allowed].iter().map_while(|slot| {
+            // Acquire: pairs with the Release of the CAS in `install`, so the
+            // region is seen fully built.
+            let region = slot.load(Ordering::Acquire);
+            // SAFETY: a published region lives until `self` drops.
+            (!region.is_null()).then(|| unsafe { &*region })
+        })
+    }
+
+    /// The extension and class whose span holds `ptr`.
+    #[inline]
+    pub(crate) fn find(&self, ptr: *const u8) -> Option<(&Region, usize)> {
+        if self.allowed == 0 {
+            return None;
+        }
+        self.iter().find_map(|region| region.class_of(ptr).map(|class| (region, class)))
+    }
+
+    /// A block of `class` from the first extension that has one, creating
+    /// extensions as needed; `None` when growth is off or used up.
+    pub(crate) fn take(&self, class: usize) -> Option<(&Region, NonNull<u8>)> {
+        let config = self.config.as_ref()?;
+        for slot in &self.regions[..self.allowed] {
+            // Acquire: as in `iter`.
+            let mut region = slot.load(Ordering::Acquire);
+            if region.is_null() {
+                region = install(slot, config)?;
+            }
+            // SAFETY: published, so valid until `self` drops.
+            let region = unsafe { &*region };
+            if let Some(block) = region.pool(class).take_one() {
+                return Some((region, block));
+            }
+        }
+        None
+    }
+}
+
+/// Builds an extension and publishes it in `slot`, or returns the one
+/// another thread published first; `None` if the OS refuses the reservation
+/// or this thread is already building one.
+fn install(slot: &AtomicPtr<Region>, config: &ValidConfig) -> Option<*mut Region> {
+    let nested = GROWING.try_with(|growing| growing.replace(true)).unwrap_or(true);
+    if nested {
+        return None;
+    }
+    let built = Region::create(config);
+    let _ = GROWING.try_with(|growing| growing.set(false));
+    let built = built.ok()?;
+    // AcqRel: Release publishes the region built above to every Acquire
+    // load of the slot; Acquire (also on failure) makes the winner's region
+    // visible to us.
+    match slot.compare_exchange(core::ptr::null_mut(), built.as_ptr(), Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => Some(built.as_ptr()),
+        Err(winner) => {
+            // SAFETY: our region was never published: nothing refers to it.
+            unsafe { Region::destroy(built) };
+            Some(winner)
+        }
+    }
+}
+
+impl Drop for Extensions {
+    fn drop(&mut self) {
+        for slot in &self.regions {
+            // Relaxed: `drop` has `&mut self`; the allocator is gone and no
+            // other thread can reach the slots.
+            if let Some(region) = NonNull::new(slot.load(Ordering::Relaxed)) {
+                // SAFETY: published once, destroyed once, here, after the
+                // last use of the allocator that owned it.
+                unsafe { Region::destroy(region) };
+            }
+        }
+    }
+}
