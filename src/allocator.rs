@@ -861,6 +861,60 @@ mod tests {
     }
 
     #[test]
+    fn checks_report_misuse_and_poison_freed_blocks() {
+        let slab = SlabAllocator::builder()
+            .size_classes(&[16, 64])
+            .capacity(16 * 8 + 64 * 8)
+            .split(&[20, 80])
+            .cache_depth(2)
+            .fallback(Fallback::Error)
+            .checks(true)
+            .build()
+            .unwrap();
+        let p = slab.allocate(l(64)).unwrap();
+        // SAFETY: 64 bytes, ours.
+        unsafe { p.as_ptr().write_bytes(1, 64) };
+        // SAFETY: allocated above with l(64), freed once.
+        unsafe { slab.deallocate(p, l(64)) };
+        // SAFETY: the freed block is still mapped; reading it shows the poison.
+        assert_eq!(unsafe { *p.as_ptr().add(63) }, checks::POISON);
+        let twice = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: (not: the double free under test; reported before
+            // anything is touched.)
+            unsafe { slab.deallocate(p, l(64)) }
+        }));
+        let message = twice.unwrap_err().downcast::<String>().unwrap();
+        assert!(message.contains("double free") && message.contains("block 0"), "{message}");
+        let q = slab.allocate(l(64)).unwrap();
+        assert_eq!(p, q, "the intact block is handed out again");
+        // SAFETY: allocated above.
+        unsafe { slab.deallocate(q, l(64)) };
+    }
+
+    #[test]
+    fn growth_adds_a_reservation_when_a_class_runs_dry() {
+        let slab = SlabAllocator::builder()
+            .size_classes(&[16])
+            .capacity(16 * 4)
+            .cache_depth(0)
+            .growth(1)
+            .fallback(Fallback::Error)
+            .build()
+            .unwrap();
+        let blocks: Vec<_> = (0..8).map(|_| slab.allocate(l(16)).unwrap()).collect();
+        assert!(slab.allocate(l(16)).is_err(), "two reservations of four blocks");
+        assert_eq!(slab.stats().grown_reservations, 1);
+        for p in &blocks {
+            assert!(slab.owns(p.as_ptr()));
+            // SAFETY: allocated above with l(16), freed once.
+            unsafe { slab.deallocate(*p, l(16)) };
+        }
+        let stats = slab.stats();
+        assert!(stats.is_consistent(), "{stats}");
+        assert_eq!((stats.totals.in_use, stats.totals.capacity), (0, 8));
+    }
+
+    #[test]
     fn two_threads_share_one_allocator() {
         let slab = std::sync::Arc::new(tiny(2, Fallback::Error));
         let handles: Vec<_> = (0..2)
