@@ -4,7 +4,7 @@
 
 // Layers, bottom up; each file's docs say what it owns.
 mod allocator; //      SlabAllocator: the parts tied together, fallback
-mod arena;
+mod arena; //          Arena: a lock-free bump arena over its own reservation
 mod carver; //         bump frontier over never-used blocks
 mod class_pool; //     one class's shared state: stack + carver + geometry
 mod config; //         Builder, Profile, Fallback, ConfigError
@@ -17,7 +17,8 @@ mod stats; //          counters snapshot and its table
 mod sync; //           the only importer of atomics / thread-locals (std or loom)
 mod tagged_stack; //   Treiber stack of block indices, tagged head, external links
 mod thread_cache; //   per-thread magazines, batch refill / flush, slot map
-mod thread_registry; // current thread's slot per allocator, flush on exit //          Arena: a lock-free bump arena over its own reservation
+mod thread_registry; // current thread's slot per allocator, flush on exit
+mod trim; //           giving free pages back to the OS (madvise), safely under load
 
 #[cfg(all(test, lockfree_slab_loom))]
 #[path = "../loom_tests/mod.rs"]
@@ -34,3 +35,4 @@ pub use config::{
 pub use global::SlabHandle;
 pub use size_class::{natural_alignment, MAX_ALIGN, MAX_CLASSES, MAX_CLASS_SIZE};
 pub use stats::{ClassStats, Stats};
+pub use trim::TrimReport;
