@@ -263,13 +263,15 @@ impl<'a> Held<'a> {
             let hi = lo.saturating_add(chunk_blocks).min(frontier);
             if cfg!(lockfree_slab_trim_push_first) {
                 // Test-only bug for the loom model's teeth: blocks back on
-                // the stack before their pages are released.
+                // the stack before their pages are released (deciding from
+                // the same bits, as if the push came last).
                 self.return_blocks(lo, hi);
                 self.release_pages(lo, hi);
             } else {
                 self.release_pages(lo, hi);
                 self.return_blocks(lo, hi);
             }
+            self.bits.clear(lo as usize, hi as usize);
             self.unreturned = lo;
         }
     }
@@ -313,7 +315,8 @@ impl<'a> Held<'a> {
     }
 
     /// Pushes the held blocks among `lo..hi` back as one chain, lowest
-    /// address on top.
+    /// address on top. The caller then clears their bits (or drops the
+    /// bitmap): they are not ours any more.
     fn return_blocks(&mut self, lo: u32, hi: u32) {
         let stack = &self.pool.stack;
         let (mut first, mut last, mut count) = (NIL, NIL, 0);
@@ -329,7 +332,6 @@ impl<'a> Held<'a> {
             last = index;
             count += 1;
         });
-        self.bits.clear(lo as usize, hi as usize);
         if count > 0 {
             // SAFETY: the chain `first → … → last` of `count` held blocks
             // was linked above; after the push they are the stack's again.
