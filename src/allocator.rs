@@ -649,10 +649,12 @@ impl SlabAllocator {
     /// let layout = Layout::new::<[u8; 64]>();
     /// let blocks: Vec<_> = (0..4096).map(|_| slab.allocate(layout).unwrap()).collect();
     /// for b in &blocks {
-    ///     unsafe { b.as_ptr().write_bytes(1, 64) }; // touch every page
+    ///     // SAFETY: a live 64-byte block of ours; touching it commits its page.
+    ///     unsafe { b.as_ptr().write_bytes(1, 64) };
     /// }
     /// for &b in &blocks[..2048] {
-    ///     unsafe { slab.deallocate(b, layout) }; // the oldest half
+    ///     // SAFETY: allocated above with `layout`, freed once: the oldest half.
+    ///     unsafe { slab.deallocate(b, layout) };
     /// }
     /// let report = slab.trim();
     /// assert_eq!(report.released_bytes, 2048 * 64); // 32 pages, all free

@@ -637,11 +637,13 @@ mod tests {
         assert_eq!(got, Some(4));
         // Trims happened, none in progress: one more attempt, then dry.
         let mut calls = 0;
-        assert!(f.pool.retry_while_trimmed(|| {
-            calls += 1;
-            None::<()>
-        })
-        .is_none());
+        assert!(f
+            .pool
+            .retry_while_trimmed(|| {
+                calls += 1;
+                None::<()>
+            })
+            .is_none());
         assert_eq!(calls, 1);
     }
 

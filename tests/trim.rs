@@ -38,7 +38,11 @@ fn free_checked(slab: &SlabAllocator, live: &LiveSet, block: Block) {
 
 /// Trims `slab` in a loop until `stop`, counting trims in `done`; returns
 /// the bytes released and the number of trims.
-fn trimmer(slab: Arc<SlabAllocator>, stop: Arc<AtomicBool>, done: Arc<AtomicUsize>) -> thread::JoinHandle<(usize, usize)> {
+fn trimmer(
+    slab: Arc<SlabAllocator>,
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicUsize>,
+) -> thread::JoinHandle<(usize, usize)> {
     thread::spawn(move || {
         let (mut released, mut trims) = (0, 0);
         while !stop.load(Ordering::Relaxed) {
@@ -157,8 +161,7 @@ fn trim_under_concurrent_load_loses_no_block_and_no_byte() {
         .collect();
     let refused: u64 = workers.into_iter().map(|w| w.join().expect("worker panicked")).sum();
     stop.store(true, Ordering::Relaxed);
-    let (released, trims) =
-        trimmers.into_iter().map(|t| t.join().unwrap()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let (released, trims) = trimmers.into_iter().map(|t| t.join().unwrap()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     println!("{trims} trims released {released} bytes; {refused} allocations refused\n{}", slab.stats());
     assert_eq!(live.len(), 0);
     assert!(trims >= MIN_TRIMS && released > 0, "{trims} trims ran but never released anything");
