@@ -10,7 +10,10 @@
 //!
 //! where *in use* is allocations minus frees summed over every thread's
 //! counters and the uncached path's counters (see `stats.rs`). Tests check it
-//! after every stress run; each term is counted independently.
+//! after every stress run; each term is counted independently. (A trim in
+//! flight holds free blocks that are in none of the terms until it pushes
+//! them back: see `trim.rs`, and the dry-path check
+//! [`ClassPool::retry_while_trimmed`] here.)
 
 use core::ops::Range;
 use core::ptr::NonNull;

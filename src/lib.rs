@@ -10,7 +10,7 @@ mod class_pool; //     one class's shared state: stack + carver + geometry
 mod config; //         Builder, Profile, Fallback, ConfigError
 mod global; //         GlobalAlloc and allocator_api2::Allocator glue
 mod lazy; //         const construction, once-only initialisation
-mod os; //             mmap / madvise / munmap
+mod os; //             mmap / madvise / mincore / munmap
 mod region; //         the reservation and its layout, address -> class
 mod size_class; //     (size, align) -> class, one table load
 mod stats; //          counters snapshot and its table
