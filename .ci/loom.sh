@@ -2,7 +2,9 @@
 # Loom: model-check every lock-free protocol (loom_tests/), then prove the
 # models have teeth: rebuilt with the ABA tag switched off, the ABA model must
 # fail; rebuilt with the push's Release weakened to Relaxed, the payload model
-# must fail. Exits non-zero if a model fails or a tooth model passes.
+# must fail; rebuilt with the trim pushing a chunk's blocks back before it
+# releases their pages, the trim model must fail. Exits non-zero if a model
+# fails or a tooth model passes.
 #
 # Env: LOOM_MAX_PREEMPTIONS (default 3), LOOM_LOG / LOOM_LOCATION /
 # LOOM_CHECKPOINT_FILE as loom documents, for debugging a failure.
@@ -19,13 +21,15 @@ root=$PWD
 # ~85 s of it), and with 4 the three-thread model alone runs for many minutes.
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
 export RUSTFLAGS="--cfg lockfree_slab_loom"
-export CARGO_TARGET_DIR="$root/target/loom"
+# Under $CARGO_TARGET_DIR when it is set (a shared build dir), else target/.
+target_root="${CARGO_TARGET_DIR:-$root/target}"
+export CARGO_TARGET_DIR="$target_root/loom"
 # Loom's own backtraces are what you want when a model fails.
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 
 say() { printf '\n== %s\n' "$*"; }
 
-say "building the loom models (target/loom)"
+say "building the loom models ($CARGO_TARGET_DIR)"
 cargo test --release --lib --no-run --quiet
 
 mapfile -t models < <(cargo test --release --lib --quiet -- --list 2>/dev/null \
@@ -66,11 +70,11 @@ fi
 teeth_failed=0
 tooth() {
     local cfg=$1 model=$2 expect=$3
-    local dir="$root/target/loom-${cfg#lockfree_slab_}"
+    local dir="$target_root/loom-${cfg#lockfree_slab_}"
     dir=${dir//_/-}
     say "teeth: --cfg $cfg must make $model fail ($expect)"
     if [ ! -d "$dir" ]; then
-        cp -a "$root/target/loom" "$dir"
+        cp -a "$target_root/loom" "$dir"
     fi
     local out start secs
     start=$(date +%s.%N)
@@ -93,4 +97,6 @@ tooth lockfree_slab_no_aba_tag loom_tests::stack::aba_stale_head_cannot_win \
     "blocks lost or handed out twice\|more blocks than exist"
 tooth lockfree_slab_weak_push loom_tests::payload::previous_owners_writes_happen_before_next_owners_reads \
     "Causality violation"
+tooth lockfree_slab_trim_push_first loom_tests::trim::trim_races_give_back_and_take \
+    "trim released the page of a block\|trim released a page under a block"
 exit "$teeth_failed"

@@ -49,7 +49,7 @@ fn churn(slab: &SlabAllocator) {
 /// to come. Its last act is the `Release` that frees the slot; the
 /// `stats()` read of the slot map is `Relaxed`, so an `Acquire` fence after
 /// seeing the slot free makes the flushed magazines and stack visible.
-fn wait_for_exit_flushes(slab: &SlabAllocator) {
+pub(super) fn wait_for_exit_flushes(slab: &SlabAllocator) {
     while slab.stats().cached_threads != 0 {
         thread::yield_now();
     }
@@ -59,7 +59,7 @@ fn wait_for_exit_flushes(slab: &SlabAllocator) {
 /// The wait in [`wait_for_exit_flushes`] reads the whole statistics (dozens
 /// of atomics) per round, which outgrows loom's default of 1000 branches
 /// per execution.
-fn long_paths() -> loom::model::Builder {
+pub(super) fn long_paths() -> loom::model::Builder {
     let mut builder = loom::model::Builder::new();
     builder.max_branches = 100_000;
     builder

@@ -25,6 +25,7 @@ mod growth; //    racing to publish the first extension region
 mod lazy; //      first use of a const-constructed allocator from two threads
 mod payload; //   previous owner's writes happen-before the next owner's reads
 mod stack; //     push / pop / push_chain, and the ABA interleaving
+mod trim; //      trim racing with take / give-back, carving, the dry path and refills
 
 /// Runs `model` under loom's exhaustive scheduler (bounded by
 /// `LOOM_MAX_PREEMPTIONS` and the other `LOOM_*` variables, read by
@@ -88,9 +89,15 @@ impl StackFixture {
     }
 }
 
+/// 64 bytes aligned to 64: the unit of a fixture's span, so that the trim
+/// models' "pages" (32 bytes) start on a page boundary.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+pub(crate) struct Line([u8; 64]);
+
 /// One class's pool (stack, carver, geometry) over a private span.
 pub(crate) struct PoolFixture {
-    _span: Vec<u128>,
+    _span: Vec<Line>,
     _links: Vec<AtomicU32>,
     _states: Vec<AtomicU8>,
     pub(crate) pool: ClassPool,
@@ -104,8 +111,8 @@ impl PoolFixture {
 
     /// As [`new`](Self::new), with the checks' block states if `checks`.
     pub(crate) fn with_checks(capacity: u32, checks: bool) -> Self {
-        // u128 keeps every 16-byte block 16-aligned.
-        let mut span: Vec<u128> = vec![0u128; capacity as usize];
+        // Lines keep every 16-byte block 16-aligned and the span 64-aligned.
+        let mut span: Vec<Line> = vec![Line([0; 64]); (capacity as usize * 16).div_ceil(64)];
         let links: Vec<AtomicU32> = (0..capacity).map(|_| AtomicU32::new(NIL)).collect();
         let states: Vec<AtomicU8> = (0..if checks { capacity } else { 0 }).map(|_| AtomicU8::new(0)).collect();
         // SAFETY: the states, if any, are one per block and live in the

@@ -19,6 +19,7 @@ use crate::stats::Stats;
 use crate::sync::{AtomicU8, Ordering, UnsafeCell};
 use crate::thread_cache::SlotPtr;
 use crate::thread_registry;
+use crate::trim::TrimReport;
 use crate::AllocError;
 
 /// A lock-free, size-class slab allocator, shared across threads by
@@ -440,9 +441,15 @@ impl SlabAllocator {
     fn allocate_refill(&self, slot: SlotPtr, class: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         // SAFETY: as in `allocate`, whose slot and class these are.
         let magazine = unsafe { self.hot().cache.magazine(slot, class) };
-        match magazine.refill_and_pop(self.region().pool(class), self.hot().cache.refill_batch(class), layout.size()) {
+        let (pool, batch) = (self.region().pool(class), self.hot().cache.refill_batch(class));
+        match magazine.refill_and_pop(pool, batch, layout.size()) {
             Some(block) => Ok(block),
-            None => self.allocate_fallback(Some(class), layout),
+            // The class looks dry: unless a trim was holding its free blocks
+            // (then retried until it has pushed them back), take the fallback.
+            None => match pool.retry_while_trimmed(|| magazine.refill(pool, batch, layout.size())) {
+                Some(block) => Ok(block),
+                None => self.allocate_fallback(Some(class), layout),
+            },
         }
     }
 
@@ -452,7 +459,7 @@ impl SlabAllocator {
         let region = self.region();
         thread_registry::note_uncached(region);
         let pool = region.pool(class);
-        match pool.take_one() {
+        match pool.take_one_or_wait() {
             Some(block) => {
                 // Relaxed: statistics.
                 pool.counters.uncached_allocs.fetch_add(1, Ordering::Relaxed);
@@ -720,6 +727,71 @@ impl SlabAllocator {
         if let Some(region) = self.ready_region() {
             thread_registry::flush_current(region);
         }
+    }
+
+    /// Gives the physical memory of free blocks back to the OS, keeping the
+    /// address space, and reports how much RSS that released.
+    ///
+    /// - Flushes the calling thread's cache (as
+    ///   [`flush_thread_cache`](Self::flush_thread_cache)), then, per class,
+    ///   releases every page that holds nothing but free blocks from the
+    ///   class's shared free list, with `madvise(MADV_DONTNEED)`. The blocks
+    ///   stay free and are handed out again as usual; their pages fault in
+    ///   again (zeroed) on first reuse.
+    /// - Not released: pages that hold any byte of a block in use, blocks in
+    ///   other threads' caches, never-used capacity (committed only under
+    ///   [`populate`](crate::Builder::populate), which stays committed), and
+    ///   the metadata (4 bytes of link per block used so far, the caches).
+    ///   Released pages fault in again on reuse, also in a populated pool.
+    /// - Safe to call while other threads allocate and free: it never
+    ///   releases memory in use, loses no block, and makes no request fail
+    ///   that would otherwise have succeeded (a request that finds its class
+    ///   empty while the trim holds its free blocks waits for them). It does
+    ///   not touch the allocation fast path.
+    /// - [`TrimReport::released_bytes`] counts only pages that were resident,
+    ///   so it is what the process's RSS dropped by.
+    /// - A lazily built allocator that has not been used yet has nothing to
+    ///   give back and returns an empty report (without reserving its pool).
+    ///
+    /// The cost is a pass over the free blocks and the used pages of each
+    /// class plus the system calls; see the `trim` module's documentation
+    /// for the protocol and why it is safe.
+    ///
+    /// ```rust
+    /// use std::alloc::Layout;
+    /// use lockfree_slab::SlabAllocator;
+    ///
+    /// # fn main() -> Result<(), lockfree_slab::ConfigError> {
+    /// let slab = SlabAllocator::builder().size_classes(&[64]).capacity(1 << 20).build()?;
+    /// let layout = Layout::new::<[u8; 64]>();
+    /// let blocks: Vec<_> = (0..4096).map(|_| slab.allocate(layout).unwrap()).collect();
+    /// for b in &blocks {
+    ///     // SAFETY: a live 64-byte block of ours; touching it commits its page.
+    ///     unsafe { b.as_ptr().write_bytes(1, 64) };
+    /// }
+    /// for &b in &blocks[..2048] {
+    ///     // SAFETY: allocated above with `layout`, freed once: the oldest half.
+    ///     unsafe { slab.deallocate(b, layout) };
+    /// }
+    /// let report = slab.trim();
+    /// assert_eq!(report.released_bytes, 2048 * 64); // 32 pages, all free
+    /// println!("{report}");
+    /// # for &b in &blocks[2048..] { unsafe { slab.deallocate(b, layout) } }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn trim(&self) -> TrimReport {
+        self.trim_with(crate::trim::Geometry::NATIVE)
+    }
+
+    /// [`trim`](Self::trim) in a given page geometry (the loom models use
+    /// tiny pages).
+    pub(crate) fn trim_with(&self, geometry: crate::trim::Geometry) -> TrimReport {
+        let Some(region) = self.ready_region() else {
+            return TrimReport::default();
+        };
+        thread_registry::flush_current(region);
+        crate::trim::trim_region(region, geometry)
     }
 }
 

@@ -26,6 +26,11 @@
 //!   `Fallback::System` a foreign pointer outside the region cannot be told
 //!   from a system block, and goes to the system allocator as before.
 //!
+//! A trim (`trim.rs`) that gives a freed block's pages back to the OS marks
+//! it `TRIMMED`: its bytes now read as zero in part, so its poison is not
+//! verified when it is handed out again (a write after free into it is
+//! simply discarded), while a free of it is still a double free.
+//!
 //! **What is not.** A double free after the block was handed out again looks
 //! like a valid free of the new owner's block (no quarantine delays reuse); a
 //! write after free into a block that is reallocated before any check is seen
@@ -69,6 +74,9 @@ pub(crate) const FRESH: u8 = 0;
 pub(crate) const LIVE: u8 = 1;
 /// Freed: on a stack or in a magazine, filled with poison.
 pub(crate) const FREED: u8 = 2;
+/// Freed, and some of its pages given back to the OS by a trim: its bytes
+/// are poison or zero, so handing it out again verifies nothing.
+pub(crate) const TRIMMED: u8 = 3;
 
 /// The byte freed blocks are filled with.
 pub(crate) const POISON: u8 = 0xDF;
@@ -261,7 +269,7 @@ pub(crate) fn assert_live<R: OnMisuse>(pool: &ClassPool, class: usize, ptr: NonN
     // would be misuse that the free itself reports.
     match state.load(Ordering::Relaxed) {
         LIVE => {}
-        FREED => R::report(misuse(MisuseKind::DoubleFree, class, pool, ptr.as_ptr())),
+        FREED | TRIMMED => R::report(misuse(MisuseKind::DoubleFree, class, pool, ptr.as_ptr())),
         _ => R::report(misuse(MisuseKind::NeverAllocated, class, pool, ptr.as_ptr())),
     }
 }
@@ -291,7 +299,7 @@ pub(crate) fn check_free(pool: &ClassPool, class: usize, ptr: NonNull<u8>) -> Re
     // Relaxed: see the module docs; only one free of a live block can win.
     match state.compare_exchange(LIVE, FREED, Ordering::Relaxed, Ordering::Relaxed) {
         Ok(_) => {}
-        Err(FREED) => return Err(misuse(MisuseKind::DoubleFree, class, pool, ptr.as_ptr())),
+        Err(FREED | TRIMMED) => return Err(misuse(MisuseKind::DoubleFree, class, pool, ptr.as_ptr())),
         Err(_) => return Err(misuse(MisuseKind::NeverAllocated, class, pool, ptr.as_ptr())),
     }
     // SAFETY: the block was live and is now ours alone (we won its
@@ -307,7 +315,7 @@ pub(crate) fn check_allocate(pool: &ClassPool, class: usize, block: NonNull<u8>)
     // Relaxed: the block came from our magazine or the stack, whose Acquire
     // pop ordered the previous owner's free (state and poison) before this.
     match state.swap(LIVE, Ordering::Relaxed) {
-        FRESH => Ok(()),
+        FRESH | TRIMMED => Ok(()),
         FREED => {
             // SAFETY: the block is ours (just taken from a magazine or the
             // stack), `block_size` bytes long.
@@ -323,6 +331,23 @@ pub(crate) fn check_allocate(pool: &ClassPool, class: usize, block: NonNull<u8>)
             }
         }
         _ => Err(misuse(MisuseKind::HandedOutTwice, class, pool, block.as_ptr())),
+    }
+}
+
+/// Marks blocks `first..end` of `pool`, whose pages a trim has just
+/// released, as [`TRIMMED`] (nothing to do without checks).
+pub(crate) fn on_trimmed(pool: &ClassPool, first: usize, end: usize) {
+    let states = pool.states();
+    if !states.is_enabled() {
+        return;
+    }
+    for index in first..end {
+        // SAFETY: checks are on; the trim holds these blocks, all below the
+        // frontier it read, so below the capacity.
+        let state = unsafe { &*states.first.add(index) };
+        // Relaxed: the trim holds the block (it is on no stack and in no
+        // magazine); the Release push that gives it back publishes this.
+        state.store(TRIMMED, Ordering::Relaxed);
     }
 }
 

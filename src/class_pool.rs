@@ -10,14 +10,17 @@
 //!
 //! where *in use* is allocations minus frees summed over every thread's
 //! counters and the uncached path's counters (see `stats.rs`). Tests check it
-//! after every stress run; each term is counted independently.
+//! after every stress run; each term is counted independently. (A trim in
+//! flight holds free blocks that are in none of the terms until it pushes
+//! them back: see `trim.rs`, and the dry-path check
+//! [`ClassPool::retry_while_trimmed`] here.)
 
 use core::ops::Range;
 use core::ptr::NonNull;
 
 use crate::carver::Carver;
 use crate::checks::BlockStates;
-use crate::sync::{AtomicU32, AtomicU64, CachePadded, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, Backoff, CachePadded, Ordering};
 use crate::tagged_stack::TaggedStack;
 
 /// Counters of the paths that already touch shared lines: the uncached path
@@ -33,7 +36,17 @@ pub(crate) struct SharedCounters {
     pub(crate) uncached_frees: AtomicU64,
     /// Bytes requested by uncached allocations.
     pub(crate) uncached_requested: AtomicU64,
+    /// Trims of this class: how many ever started (high 32 bits, wrapping)
+    /// and how many are in progress (low 32 bits). Only `trim.rs` writes it
+    /// (one RMW at each end of a trim); only a class that looks dry reads
+    /// it (see [`ClassPool::retry_while_trimmed`]).
+    trims: AtomicU64,
 }
+
+/// One more trim started, and one more in progress.
+const TRIM_STARTED: u64 = 1 << 32 | 1;
+/// The in-progress half of [`SharedCounters::trims`].
+const TRIMS_ACTIVE: u64 = u32::MAX as u64;
 
 /// Exact division of an offset by the block size, for offsets that are
 /// multiples of it: `size = odd << shift`, and dividing a multiple of `size`
@@ -189,6 +202,82 @@ impl ClassPool {
         let index = self.index_of(block);
         // SAFETY: a block of this pool (< capacity), now the caller's.
         unsafe { self.stack.push(index) }
+    }
+
+    /// The uncached path's [`take_one`](Self::take_one), with the dry-path
+    /// check for trims: `None` only when the class really is dry.
+    pub(crate) fn take_one_or_wait(&self) -> Option<NonNull<u8>> {
+        self.take_one().or_else(|| self.retry_while_trimmed(|| self.take_one()))
+    }
+
+    /// Marks a trim of this class as in progress. Called before the trim
+    /// detaches the stack; must be matched by [`end_trim`](Self::end_trim).
+    pub(crate) fn begin_trim(&self) {
+        // Relaxed: the detach CAS that follows in program order is a Release
+        // (`TaggedStack::take_all`), so whoever acquires the empty head it
+        // leaves sees this increment; that is the only ordering needed.
+        self.counters.trims.fetch_add(TRIM_STARTED, Ordering::Relaxed);
+    }
+
+    /// Marks a trim as finished, after it has pushed back every block it
+    /// detached.
+    pub(crate) fn end_trim(&self) {
+        // Release: pairs with the Acquire loads in `retry_while_trimmed`: a
+        // dry path that sees this trim ended also sees its push-backs (and
+        // every RMW on the word continues the release sequence).
+        let before = self.counters.trims.fetch_sub(1, Ordering::Release);
+        debug_assert_ne!(before & TRIMS_ACTIVE, 0, "end_trim without begin_trim");
+    }
+
+    /// Called when `attempt` (a pop-or-carve of this class) has just found
+    /// the class dry. A trim may be holding the class's free blocks (it
+    /// detaches the whole stack for a moment), so that answer may be wrong;
+    /// this retries `attempt` until it succeeds or until it fails with no
+    /// trim of this class in progress or started meanwhile. Returns `None`
+    /// only then.
+    ///
+    /// Why that is enough: a failed attempt whose empty stack was a trim's
+    /// detach read that detach's head (or a later one), so — the detach
+    /// being a Release and the pop an Acquire — the trim's `begin_trim`
+    /// happened before the attempt and every later load of the word sees
+    /// it. So if the word reads the same, with no trim in progress, before
+    /// and after a failed attempt, no trim could have emptied the stack that
+    /// attempt saw: a trim that began before the first read had also ended
+    /// before it (pushed back, ordered by `end_trim`'s Release), and one
+    /// that began later would have changed the count. (Equal words 2³²
+    /// trims apart are the one gap, as wide as the stack tag's.)
+    ///
+    /// Cost: on a class no trim has ever touched, one load. Otherwise one
+    /// more attempt, and — only while a trim holds blocks — retries with
+    /// backoff: the only place a thread waits for another, on a path that
+    /// would otherwise fail. The hot path and the refills that find blocks
+    /// never come here. The trimming thread never waits for itself: it
+    /// allocates nothing while it holds a class's blocks.
+    #[cold]
+    pub(crate) fn retry_while_trimmed<T>(&self, mut attempt: impl FnMut() -> Option<T>) -> Option<T> {
+        // Acquire (here and below): pairs with the Release in `end_trim`, so
+        // a trim seen as ended has pushed back what it held before we retry.
+        let mut seen = self.counters.trims.load(Ordering::Acquire);
+        if seen == 0 {
+            // No trim has ever started on this class before the failed
+            // attempt could have seen it (see above): really dry.
+            return None;
+        }
+        let backoff = Backoff::new();
+        loop {
+            if let Some(found) = attempt() {
+                return Some(found);
+            }
+            let now = self.counters.trims.load(Ordering::Acquire);
+            if now == seen && now & TRIMS_ACTIVE == 0 {
+                return None;
+            }
+            if now & TRIMS_ACTIVE != 0 {
+                // A trim holds blocks; it pushes them back a chunk at a time.
+                backoff.snooze();
+            }
+            seen = now;
+        }
     }
 
     /// Records a request of this class that the pool could not serve.

@@ -104,7 +104,9 @@ impl Extensions {
             }
             // SAFETY: published, so valid until `self` drops.
             let region = unsafe { &*region };
-            if let Some(block) = region.pool(class).take_one() {
+            // (A trim of the extension may hold its free blocks: wait for
+            // them, as the first region's dry path does.)
+            if let Some(block) = region.pool(class).take_one_or_wait() {
                 return Some((region, block));
             }
         }

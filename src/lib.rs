@@ -12,7 +12,7 @@ mod config; //         Builder, Profile, Fallback, ConfigError
 mod global; //         GlobalAlloc and allocator_api2::Allocator glue
 mod growth; //         further reservations when a class runs dry
 mod lazy; //         const construction, once-only initialisation
-mod os; //             mmap / madvise / munmap
+mod os; //             mmap / madvise / mincore / munmap
 mod region; //         the reservation and its layout, address -> class
 mod size_class; //     (size, align) -> class, one table load
 mod stats; //          counters snapshot and its table
@@ -20,6 +20,7 @@ mod sync; //           the only importer of atomics / thread-locals (std or loom
 mod tagged_stack; //   Treiber stack of block indices, tagged head, external links
 mod thread_cache; //   per-thread magazines, batch refill / flush, slot map
 mod thread_registry; // current thread's slot per allocator, flush on exit
+mod trim; //           giving free pages back to the OS (madvise), safely under load
 
 #[cfg(all(test, lockfree_slab_loom))]
 #[path = "../loom_tests/mod.rs"]
@@ -36,3 +37,4 @@ pub use config::{
 pub use global::SlabHandle;
 pub use size_class::{natural_alignment, MAX_ALIGN, MAX_CLASSES, MAX_CLASS_SIZE};
 pub use stats::{ClassStats, Stats};
+pub use trim::TrimReport;

@@ -1,11 +1,16 @@
 //! The one door to the operating system: reserve, pre-commit and release
-//! address space. No other module calls `mmap`, `madvise` or `munmap`.
+//! address space, and give the physical memory of a range back while
+//! keeping its addresses ([`discard`], for `trim`). No other module calls
+//! `mmap`, `madvise`, `mincore` or `munmap`.
 //!
 //! Under Miri and loom, which cannot run `mmap`, a stand-in takes a zeroed,
 //! page-aligned allocation from the system allocator with the same contract
-//! (zero-filled, page-aligned); populate is then a no-op. What that leaves
-//! unchecked there is the real system calls themselves, which the native test
-//! suite covers.
+//! (zero-filled, page-aligned); populate is then a no-op, and [`discard`]
+//! writes zeros over the range (what the next reader of a released page
+//! sees), so a release of memory still in use shows up as a corrupted
+//! payload in the models and the Miri tests. What that leaves unchecked
+//! there is the real system calls themselves, which the native test suite
+//! covers.
 //!
 //! Nothing here allocates through the Rust global allocator, so the crate can
 //! itself be the `#[global_allocator]` without recursing.
@@ -121,6 +126,78 @@ mod imp {
         // mapping then leaks, which is safe.
         debug_assert_eq!(rc, 0, "munmap failed: errno {}", errno());
     }
+
+    /// Gives the physical pages of `ptr..ptr + len` back to the OS with
+    /// `madvise(MADV_DONTNEED)`, keeping the address range mapped: the next
+    /// touch of a page faults in a fresh zero page. Returns the bytes that
+    /// were resident just before (counted with `mincore`), which is what the
+    /// process's RSS drops by; 0 if the kernel refused the advice. (One
+    /// exception: a page that was only ever *read* since it was last
+    /// released maps the kernel's shared zero page, which `mincore` reports
+    /// and RSS does not count. Free blocks are not read, so a trim meets
+    /// that only where a program read memory it did not own.) A range with
+    /// nothing resident is not advised at all.
+    ///
+    /// `MADV_DONTNEED`, not `MADV_FREE`: with `MADV_FREE` the kernel takes
+    /// the pages only under memory pressure, so RSS (and `mincore`) would not
+    /// change when the caller asked, and what a trim reports could not be
+    /// checked; a page written again before reclaim would also keep its old
+    /// contents instead of reading as zero.
+    ///
+    /// # Safety
+    ///
+    /// The range lies inside one reservation from [`reserve`], starts and
+    /// ends on [`PAGE`](super::PAGE) boundaries, and nobody reads or writes
+    /// it during the call (its contents are lost: it reads as zero after).
+    pub(crate) unsafe fn discard(ptr: *mut u8, len: usize) -> usize {
+        debug_assert!(ptr as usize % super::PAGE == 0 && len % super::PAGE == 0, "{ptr:p}+{len} is not whole pages");
+        if len == 0 {
+            return 0;
+        }
+        // SAFETY: the same range, inside our mapping (caller's contract).
+        let resident = unsafe { resident_bytes(ptr, len) };
+        if resident == 0 {
+            // Nothing to give back (released by an earlier trim, or never
+            // touched): spare the kernel the page-table walk.
+            return 0;
+        }
+        // SAFETY: whole pages of our own private anonymous mapping that
+        // nobody uses during the call (caller's contract); DONTNEED drops
+        // their contents, which is what the caller asks for.
+        let rc = unsafe { libc::madvise(ptr.cast(), len, libc::MADV_DONTNEED) };
+        if rc != 0 {
+            return 0;
+        }
+        resident
+    }
+
+    /// Bytes of the whole pages `ptr..ptr + len` that are resident
+    /// (`mincore`, a chunk of pages per call into a buffer on the stack:
+    /// nothing here may allocate). 0 for a chunk the kernel will not report.
+    ///
+    /// # Safety
+    ///
+    /// The range lies inside one of our mappings and is page-aligned.
+    unsafe fn resident_bytes(ptr: *mut u8, len: usize) -> usize {
+        const CHUNK: usize = 512;
+        let mut vec = [0u8; CHUNK];
+        let pages = len / super::PAGE;
+        let mut resident = 0;
+        let mut done = 0;
+        while done < pages {
+            let n = (pages - done).min(CHUNK);
+            let at = ptr.wrapping_add(done * super::PAGE);
+            // SAFETY: `at..at + n pages` is inside the caller's range; the
+            // kernel writes one byte per page into `vec`, which has room for
+            // `CHUNK >= n`.
+            let rc = unsafe { libc::mincore(at.cast(), n * super::PAGE, vec.as_mut_ptr()) };
+            if rc == 0 {
+                resident += vec[..n].iter().filter(|&&v| v & 1 != 0).count();
+            }
+            done += n;
+        }
+        resident * super::PAGE
+    }
 }
 
 #[cfg(any(miri, lockfree_slab_loom))]
@@ -165,9 +242,56 @@ mod imp {
         // the same length and alignment.
         unsafe { dealloc(ptr.as_ptr(), Layout::from_size_align_unchecked(len, PAGE)) }
     }
+
+    /// The stand-in for `MADV_DONTNEED`: writes zeros over the range (what
+    /// a released page reads as) and reports all of it as released. So a
+    /// release of a block still in use corrupts its payload, which the loom
+    /// models and the Miri tests check for. Any granularity is accepted, so
+    /// the models can use pages of a few blocks.
+    ///
+    /// # Safety
+    ///
+    /// The range is valid for writes and nobody reads or writes it during
+    /// the call.
+    pub(crate) unsafe fn discard(ptr: *mut u8, len: usize) -> usize {
+        // SAFETY: the caller's contract.
+        unsafe { core::ptr::write_bytes(ptr, 0, len) };
+        len
+    }
 }
 
-pub(crate) use imp::{advise_huge_pages, populate, release, reserve};
+pub(crate) use imp::{advise_huge_pages, discard, populate, release, reserve};
+
+/// A private, zero-filled scratch mapping, returned to the OS when dropped:
+/// the trim's bitmap. It comes from [`reserve`], never from a Rust
+/// allocator, because the slab may be the `#[global_allocator]` and the
+/// trim must not call into it while it holds a class's free blocks (the
+/// call could find that class dry and wait for the trim: for itself).
+pub(crate) struct Scratch {
+    ptr: core::ptr::NonNull<u8>,
+    len: usize,
+}
+
+impl Scratch {
+    /// At least `len` zero bytes, page-aligned; `None` if the OS refuses.
+    pub(crate) fn new(len: usize) -> Option<Scratch> {
+        let len = len.max(1).next_multiple_of(PAGE);
+        reserve(len).ok().map(|ptr| Scratch { ptr, len })
+    }
+
+    /// The first byte; `len` bytes (rounded up to whole pages) are ours.
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // SAFETY: exactly the reservation made in `new`, and the scratch is
+        // not used after its drop.
+        unsafe { release(self.ptr, self.len) }
+    }
+}
 
 #[cfg(all(test, not(any(miri, lockfree_slab_loom))))]
 mod tests {
@@ -202,6 +326,36 @@ mod tests {
             base.as_ptr().add(len - 1).write(9);
             assert_eq!(*base.as_ptr().add(len - 1), 9);
             release(base, len);
+        }
+    }
+
+    #[test]
+    fn discard_reports_resident_pages_and_leaves_zeros() {
+        let len = 16 * PAGE;
+        let base = reserve(len).expect("a small reservation");
+        // SAFETY: inside the fresh reservation; released once at the end.
+        unsafe {
+            // Touch pages 2..6 only.
+            for page in 2..6 {
+                base.as_ptr().add(page * PAGE + 5).write(0xAB);
+            }
+            assert_eq!(discard(base.as_ptr(), 8 * PAGE), 4 * PAGE, "only touched pages count");
+            assert_eq!(discard(base.as_ptr(), 8 * PAGE), 0, "nothing left to give back");
+            assert_eq!(*base.as_ptr().add(3 * PAGE + 5), 0, "a discarded page reads as zero");
+            base.as_ptr().add(3 * PAGE).write(1);
+            assert_eq!(*base.as_ptr().add(3 * PAGE), 1, "the range stays mapped and usable");
+            release(base, len);
+        }
+    }
+
+    #[test]
+    fn scratch_is_zeroed_and_page_aligned() {
+        let s = Scratch::new(10).expect("a tiny mapping");
+        assert_eq!(s.as_ptr() as usize % PAGE, 0);
+        // SAFETY: at least one page of the scratch is ours.
+        unsafe {
+            assert_eq!(*s.as_ptr().add(PAGE - 1), 0);
+            s.as_ptr().write(3);
         }
     }
 

@@ -199,7 +199,8 @@ fn collect_one(region: &Region) -> Stats {
     }
 }
 
-fn human(bytes: u64) -> String {
+/// `bytes` with a binary unit, one decimal (`3.0 MiB`).
+pub(crate) fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;

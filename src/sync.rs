@@ -45,6 +45,10 @@ impl Backoff {
     pub(crate) fn spin(&self) {
         loom::thread::yield_now();
     }
+    /// Waiting for another thread (not retrying a CAS): also just a yield.
+    pub(crate) fn snooze(&self) {
+        loom::thread::yield_now();
+    }
 }
 
 /// An atomic type whose value 0 may be produced from zero-filled memory.

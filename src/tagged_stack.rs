@@ -253,6 +253,74 @@ impl TaggedStack {
         }
     }
 
+    /// Detaches the whole stack with one successful CAS — the head becomes
+    /// empty, with the tag bumped like any other operation's — and hands
+    /// every detached block to `sink`, top first; returns how many there
+    /// were. The blocks are then the caller's, exactly as after a pop.
+    ///
+    /// The walk reads a block's link *before* calling `sink` with it, so
+    /// `sink` may relink the blocks it has already been given (to build
+    /// chains of its own for [`push_chain`](Self::push_chain)).
+    pub(crate) fn take_all(&self, mut sink: impl FnMut(u32)) -> u32 {
+        let backoff = Backoff::new();
+        // Relaxed: only a value for the CAS to validate; nothing is read
+        // through it before the CAS succeeds (unlike `pop_batch`, which
+        // walks before its CAS).
+        let mut head = Head::unpack(self.head.word.load(Ordering::Relaxed));
+        loop {
+            if head.index == NIL {
+                return 0;
+            }
+            // Success: AcqRel.
+            // - Acquire pairs with the Release CAS of the pushes that put
+            //   these blocks here (and, through the head's release sequence,
+            //   of all earlier pushes), as in `pop_batch`: the walk below
+            //   sees their links, and the caller owns their contents.
+            // - Release: a thread whose pop (Acquire) reads the empty head
+            //   written here, or any later head in its release sequence,
+            //   sees everything sequenced before this CAS. `trim.rs` relies
+            //   on it: the trim's "in progress" mark, made just before, is
+            //   then visible to a dry path that found this stack empty.
+            // Failure: Relaxed, the value is only used to retry.
+            match self.head.word.compare_exchange_weak(
+                head.pack(),
+                head.successor(NIL).pack(),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(actual) => {
+                    head = Head::unpack(actual);
+                    backoff.spin();
+                }
+            }
+        }
+        // The blocks are ours now: nobody else reads or writes their links
+        // until we push them again, so the walk cannot race. It is bounded by
+        // the capacity all the same, so a corrupted (cyclic) chain cannot
+        // hang the caller.
+        let mut taken = 0;
+        let mut cursor = head.index;
+        while cursor != NIL && taken < self.capacity {
+            let next = self.next_of(cursor);
+            sink(cursor);
+            taken += 1;
+            cursor = next;
+        }
+        debug_assert_eq!(cursor, NIL, "the stack held more blocks than the class has");
+        // Relaxed: statistics only.
+        self.head.len.fetch_sub(u64::from(taken), Ordering::Relaxed);
+        taken
+    }
+
+    /// Whether the stack looked empty a moment ago: a hint (no ordering), for
+    /// skipping work that would find nothing.
+    pub(crate) fn looks_empty(&self) -> bool {
+        // Relaxed: a hint; whoever acts on a non-empty stack validates with a
+        // CAS of its own.
+        Head::unpack(self.head.word.load(Ordering::Relaxed)).index == NIL
+    }
+
     /// Blocks on the stack (exact when quiescent, see [`HeadCell::len`]).
     pub(crate) fn len(&self) -> u64 {
         // Relaxed: a statistic; a transient negative reads as 0.
@@ -372,6 +440,62 @@ mod tests {
         #[cfg(not(lockfree_slab_no_aba_tag))]
         assert!(result.is_err(), "a stale head won the CAS");
         let _ = result;
+    }
+
+    #[test]
+    fn take_all_detaches_everything_in_stack_order_and_bumps_the_tag() {
+        let f = fixture(8);
+        assert_eq!(f.stack.take_all(|_| unreachable!("empty")), 0);
+        // SAFETY: indices < 8, each pushed once.
+        unsafe {
+            f.stack.push(3);
+            f.stack.push(6);
+            f.stack.push(1);
+        }
+        let tag = f.stack.head().tag;
+        let mut got = Vec::new();
+        assert_eq!(f.stack.take_all(|i| got.push(i)), 3);
+        assert_eq!(got, [1, 6, 3], "top first");
+        assert_eq!(f.stack.head(), Head { index: NIL, tag: tag + 1 });
+        assert_eq!(f.stack.len(), 0);
+        assert!(f.stack.looks_empty());
+        // The links still chain the blocks in stack order: the whole set goes
+        // back with one push_chain, without relinking.
+        // SAFETY: 1 → 6 → 3 were detached above, so they are ours.
+        unsafe { f.stack.push_chain(1, 3, 3) };
+        assert_eq!(f.stack.len(), 3);
+        assert_eq!([f.stack.pop(), f.stack.pop(), f.stack.pop(), f.stack.pop()], [Some(1), Some(6), Some(3), None]);
+    }
+
+    #[test]
+    fn take_all_lets_the_sink_relink_what_it_was_given() {
+        let f = fixture(8);
+        // SAFETY: indices < 8, each pushed once.
+        unsafe {
+            for i in [0, 5, 2, 7] {
+                f.stack.push(i);
+            }
+        }
+        // Keep the even blocks, chain the odd ones in a chain of our own.
+        let (mut first, mut last, mut odd, mut even) = (NIL, NIL, 0, Vec::new());
+        let taken = f.stack.take_all(|i| {
+            if i % 2 == 0 {
+                even.push(i);
+            } else {
+                if last == NIL {
+                    first = i;
+                } else {
+                    // SAFETY: both blocks were detached, so they are ours.
+                    unsafe { f.stack.set_link(last, i) };
+                }
+                last = i;
+                odd += 1;
+            }
+        });
+        assert_eq!((taken, even.as_slice()), (4, &[2, 0][..]));
+        // SAFETY: the odd blocks, detached and linked 7 → 5 above.
+        unsafe { f.stack.push_chain(first, last, odd) };
+        assert_eq!([f.stack.pop(), f.stack.pop(), f.stack.pop()], [Some(7), Some(5), None]);
     }
 
     #[test]

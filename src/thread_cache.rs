@@ -376,8 +376,16 @@ impl Magazine<'_> {
     /// and returns the first; `None` when the class is dry.
     #[cold]
     pub(crate) fn refill_and_pop(&self, pool: &ClassPool, batch: u32, requested: usize) -> Option<NonNull<u8>> {
-        debug_assert_eq!(self.header.len.load(Ordering::Relaxed), 0);
         bump_owned(&self.header.misses, 1);
+        self.refill(pool, batch, requested)
+    }
+
+    /// The refill of [`refill_and_pop`](Self::refill_and_pop), without
+    /// counting a miss: what a dry path retries while a trim holds the
+    /// class's blocks (`ClassPool::retry_while_trimmed`).
+    #[cold]
+    pub(crate) fn refill(&self, pool: &ClassPool, batch: u32, requested: usize) -> Option<NonNull<u8>> {
+        debug_assert_eq!(self.header.len.load(Ordering::Relaxed), 0);
         let blocks = self.blocks;
         let mut got = pool.stack.pop_batch(batch, |position, index| {
             // SAFETY: position < batch <= depth: inside the magazine.

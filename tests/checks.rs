@@ -99,8 +99,16 @@ fn racing_double_frees_are_caught_exactly_once() {
             for (round, addr) in rx.into_iter().enumerate() {
                 let p = NonNull::new(addr as *mut u8).unwrap();
                 arrived.fetch_add(1, Ordering::AcqRel);
+                // Spin (tight rendezvous), yielding now and then so that a
+                // descheduled partner on a busy machine gets to run.
+                let mut spins = 0u32;
                 while arrived.load(Ordering::Acquire) < 2 * (round + 1) {
-                    std::hint::spin_loop();
+                    spins += 1;
+                    if spins % 1024 == 0 {
+                        thread::yield_now();
+                    } else {
+                        std::hint::spin_loop();
+                    }
                 }
                 // SAFETY: (not: both threads free `p`; the checks must let
                 // exactly one of them through.)
@@ -375,4 +383,35 @@ fn checks_follow_the_cargo_feature_by_default() {
         let on = SlabAllocator::builder().size_classes(&[16]).capacity(1 << 16).checks(true).build().unwrap();
         assert!(on.stats().reserved_bytes > slab.stats().reserved_bytes);
     }
+}
+
+#[test]
+fn blocks_a_trim_gave_back_are_not_taken_for_writes_after_free() {
+    let slab = checked(Fallback::Error, 0);
+    let blocks: Vec<_> = (0..4096).map(|_| slab.allocate(L64).unwrap()).collect();
+    for &p in &blocks {
+        // SAFETY: ours, 64 bytes.
+        unsafe { fill(p, 64, 5) };
+    }
+    for &p in &blocks {
+        // SAFETY: allocated above with L64, freed once.
+        unsafe { slab.deallocate(p, L64) };
+    }
+    let report = slab.trim();
+    assert!(report.free_page_bytes >= 4096 * 64 / 2, "{report}");
+    // Every block comes back (zeros where the pages went, poison elsewhere)
+    // without a false report…
+    let again: Vec<_> = (0..4096).map(|_| slab.allocate(L64).unwrap()).collect();
+    let last = again[0];
+    for &p in &again[1..] {
+        // SAFETY: allocated just above with L64, freed once.
+        unsafe { slab.deallocate(p, L64) };
+    }
+    // …and a trimmed block is still free in the checks' eyes once freed.
+    // SAFETY: allocated above, freed once.
+    unsafe { slab.deallocate(last, L64) };
+    slab.trim();
+    // SAFETY: (not: the double free of a trimmed block under test.)
+    let message = panic_message(|| unsafe { slab.deallocate(last, L64) });
+    assert!(message.contains("double free"), "{message}");
 }

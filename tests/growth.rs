@@ -194,3 +194,26 @@ fn checks_cover_extension_blocks() {
         unsafe { slab.deallocate(p, L64) };
     }
 }
+
+#[test]
+fn trim_gives_back_the_pages_of_extensions_too() {
+    let slab = growing(2, 0, Fallback::Error);
+    let per_reservation = slab.stats().classes[0].capacity as usize;
+    let blocks: Vec<_> = (0..3 * per_reservation).map(|_| slab.allocate(L64).unwrap()).collect();
+    for &p in &blocks {
+        // SAFETY: ours; touching the pages makes them resident.
+        unsafe { fill(p, 64, 3) };
+    }
+    assert_eq!(slab.stats().grown_reservations, 2);
+    for p in blocks {
+        // SAFETY: allocated above with L64, freed once.
+        unsafe { slab.deallocate(p, L64) };
+    }
+    let report = slab.trim();
+    // Three reservations of 32 KiB of 64-byte blocks each, every page free.
+    assert_eq!(report.free_page_bytes, 3 * per_reservation * 64, "{report}");
+    assert_eq!(report.free_blocks as usize, 3 * per_reservation, "{report}");
+    let stats = slab.stats();
+    assert!(stats.is_consistent(), "{stats}");
+    assert_eq!(stats.totals.free_in_stack as usize, 3 * per_reservation);
+}
