@@ -5,7 +5,7 @@
 //!
 //! - `LFS_FUZZ_CASES=N`: how many random programs (default 3000).
 //! - `LFS_FUZZ_SEED=S`: another seed, for a longer search without cargo-fuzz
-//!   (e.g. `LFS_FUZZ_CASES=1000000 LFS_FUZZ_SEED=$RANDOM cargo test --release --test fuzz_smoke`).
+//!   (e.g. `LFS_FUZZ_CASES=1000000 LFS_FUZZ_SEED=$RANDOM cargo test --test fuzz_smoke`).
 //! - `LFS_FUZZ_INPUT=PATH`: run only this input file (or every file in this
 //!   directory), e.g. a crash that `cargo fuzz` saved.
 //!
