@@ -71,7 +71,13 @@ fn tiny() -> Builder {
     SlabAllocator::builder().size_classes(&[16, 48, 128]).split(&[20, 30, 50]).capacity(2048)
 }
 
-/// The configurations, each built fresh for every program.
+/// The configurations, each built fresh for every program. A variant is one
+/// more line: e.g. for the `Builder::checks(true)` option (double-free and
+/// invalid-pointer detection, in progress elsewhere),
+/// `("tiny, error fallback, checks", || tiny().cache_depth(4).checks(true).fallback(Fallback::Error)),`.
+/// (Programs pick one as `byte % CONFIGS.len()`, so a new line sends saved
+/// inputs to other configurations: they stay valid programs, but a saved
+/// regression may then test something else.)
 pub const CONFIGS: &[Config] = &[
     ("tiny, error fallback, magazines of 4, 2 cached threads", || {
         tiny().cache_depth(4).max_cached_threads(2).fallback(Fallback::Error)
