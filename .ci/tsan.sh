@@ -20,6 +20,10 @@ export RUSTFLAGS="-Zsanitizer=thread"
 export RUSTDOCFLAGS="-Zsanitizer=thread"
 export CARGO_TARGET_DIR="$PWD/target/tsan"
 export LFS_STRESS_OPS="${LFS_STRESS_OPS:-20000}"
+# The fuzz driver's bounded run (tests/fuzz_smoke.rs) keeps its 3000
+# programs (about 13 s instrumented): its storms are the one place where two
+# threads work on the same allocators with a model checking every answer.
+export LFS_FUZZ_CASES="${LFS_FUZZ_CASES:-3000}"
 # Fail on the first report; keep both stacks of a race.
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1}"
 
@@ -40,4 +44,4 @@ start=$(date +%s)
 # concurrency and runs natively.
 cargo +nightly test -Zbuild-std --target "$target" --lib "${tests[@]}" "$@" \
     -- --skip populate_means_no_page_faults_after_build
-echo "tsan: done in $(( $(date +%s) - start ))s (LFS_STRESS_OPS=$LFS_STRESS_OPS)"
+echo "tsan: done in $(( $(date +%s) - start ))s (LFS_STRESS_OPS=$LFS_STRESS_OPS, LFS_FUZZ_CASES=$LFS_FUZZ_CASES)"

@@ -17,6 +17,7 @@ use crate::class_pool::ClassPool;
 use crate::sync::{AtomicU32, AtomicU8};
 use crate::tagged_stack::{TaggedStack, NIL};
 
+mod arena; //     the bump arena's cursor: fetch_add, rollback and CAS paths near exhaustion
 mod cache; //     magazine refill / flush racing with another thread's frees
 mod carver; //    carving racing with pops near exhaustion
 mod checks; //    racing double frees; the block states across owners

@@ -43,6 +43,13 @@
 //! request; under contention near the end a request may fail while a little
 //! space is left, which is the price of a one-instruction fast path.
 //!
+//! `loom_tests/arena.rs` checks these claims under every interleaving of
+//! three threads (bounded preemptions) that mix both paths near the end:
+//! blocks disjoint, aligned and in bounds, refusals honest, and the cursor
+//! never below a block's end. (It also shows what the rollback's CAS is for:
+//! rolled back with an unconditional `fetch_sub` instead, a request that
+//! succeeds between two rollbacks loses its block to the next one.)
+//!
 //! The overshoot is bounded: a request first loads the cursor and adds only
 //! if it saw room, and a footprint is at most `capacity`, so the cursor never
 //! exceeds `capacity × (1 + threads between their load and their add)`. With
