@@ -485,11 +485,10 @@ impl SlabAllocator {
     #[cold]
     #[inline(never)]
     fn allocate_fallback(&self, class: Option<usize>, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        if layout.size() == 0 {
-            // A dry class's zero-size request: no memory needed.
-            return Ok(dangling(layout));
-        }
         let region = self.region();
+        // A class that is dry in the first region grows, if allowed, before
+        // anything else: zero-size requests included, which get a unique
+        // block whenever the pool has one.
         if let Some(class) = class {
             if let Some((extension, block)) = region.extensions.take(class) {
                 let pool = extension.pool(class);
@@ -498,6 +497,10 @@ impl SlabAllocator {
                 pool.counters.uncached_requested.fetch_add(layout.size() as u64, Ordering::Relaxed);
                 return Ok(block);
             }
+        }
+        if layout.size() == 0 {
+            // A dry class's zero-size request: no memory needed.
+            return Ok(dangling(layout));
         }
         let result = match region.fallback() {
             // SAFETY: `layout` has a non-zero size, as `alloc` requires.
@@ -648,13 +651,17 @@ impl SlabAllocator {
     /// checks find with `R`.
     pub(crate) fn resize_in_place_with<R: OnMisuse>(&self, ptr: NonNull<u8>, new_layout: Layout) -> Option<usize> {
         let region = self.ready_region()?;
-        let class = region.class_of(ptr.as_ptr())?;
-        if region.checks() {
-            checks::assert_live::<R>(region.pool(class), class, ptr);
+        // The first region's block, or a growth reservation's (same classes).
+        let (owner, class) = match region.class_of(ptr.as_ptr()) {
+            Some(class) => (region, class),
+            None => region.extensions.find(ptr.as_ptr())?,
+        };
+        if owner.checks() {
+            checks::assert_live::<R>(owner.pool(class), class, ptr);
         }
         (region.class_for(new_layout.size(), new_layout.align()) == Some(class)
             && ptr.as_ptr() as usize % new_layout.align() == 0)
-            .then(|| region.pool(class).block_size())
+            .then(|| owner.pool(class).block_size())
     }
 
     /// Whether a block of `old` at `ptr` lives in the system allocator and a

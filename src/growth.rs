@@ -72,6 +72,11 @@ impl Extensions {
         Extensions { config, allowed, regions: core::array::from_fn(|_| AtomicPtr::new(core::ptr::null_mut())) }
     }
 
+    /// How many extensions may be created in all.
+    pub(crate) fn limit(&self) -> usize {
+        self.allowed
+    }
+
     /// The extensions created so far, in creation order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Region> {
         self.regions[..self.allowed].iter().map_while(|slot| {

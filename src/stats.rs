@@ -112,6 +112,9 @@ pub struct Stats {
     /// Reservations added by [`Builder::growth`](crate::Builder::growth)
     /// since the allocator was built.
     pub grown_reservations: u32,
+    /// How many reservations growth may add in all (the configured
+    /// `growth`).
+    pub growth_limit: u32,
 }
 
 impl Stats {
@@ -196,6 +199,7 @@ fn collect_one(region: &Region) -> Stats {
         capacity_bytes: region.capacity(),
         reserved_bytes: region.reserved_bytes(),
         grown_reservations: 0,
+        growth_limit: region.extensions.limit() as u32,
     }
 }
 

@@ -121,6 +121,12 @@ pub const CONFIGS: &[Config] = &[
     ("Profile::LatencyOptimised in 16 KiB (populated)", || {
         SlabAllocator::builder().profile(Profile::LatencyOptimised).capacity(16 << 10)
     }),
+    ("tiny, checks on, magazines of 4, system fallback", || {
+        tiny().cache_depth(4).fallback(Fallback::System).checks(true)
+    }),
+    ("tiny, growth by 2 reservations, magazines of 2, error fallback", || {
+        tiny().cache_depth(2).growth(2).fallback(Fallback::Error)
+    }),
 ];
 
 /// Most operations in one program (libFuzzer's inputs are 4 KiB by default).
@@ -262,17 +268,22 @@ impl<'a> Bytes<'a> {
 struct Info {
     name: &'static str,
     classes: Vec<usize>,
+    /// Blocks per class in all, growth reservations included.
     capacity: Vec<u64>,
+    /// Blocks per class in one reservation.
+    per_reservation: Vec<u64>,
     fallback: Fallback,
 }
 
 impl Info {
     fn of(slab: &SlabAllocator, name: &'static str) -> Info {
         let stats = slab.stats();
+        let reservations = 1 + u64::from(stats.growth_limit);
         Info {
             name,
             classes: stats.classes.iter().map(|c| c.block_size).collect(),
-            capacity: stats.classes.iter().map(|c| c.capacity).collect(),
+            capacity: stats.classes.iter().map(|c| c.capacity * reservations).collect(),
+            per_reservation: stats.classes.iter().map(|c| c.capacity).collect(),
             fallback: slab.fallback().expect("a built allocator has a fallback"),
         }
     }
@@ -841,7 +852,8 @@ impl<'a> Actor<'a> {
             for (c, s) in stats.classes.iter().enumerate() {
                 let live = self.blocks.iter().filter(|b| b.slab == a && b.src == Src::Pool(c)).count() as u64;
                 let class = ClassCtx { ctx, size: info.classes[c] };
-                assert_eq!(s.capacity, info.capacity[c], "{class}: capacity");
+                let reservations = 1 + u64::from(stats.grown_reservations);
+                assert_eq!(s.capacity, info.per_reservation[c] * reservations, "{class}: capacity");
                 assert!(s.carved <= s.capacity, "{class}: carved {} of {}", s.carved, s.capacity);
                 assert_eq!(s.in_use, live, "{class}: in use, against the live pool blocks\n{stats}");
                 assert_eq!(s.in_use as i64, model.in_use(c), "{class}: in use\n{stats}");
