@@ -46,9 +46,9 @@ use crate::sync::{AtomicPtr, Ordering};
 pub(crate) struct Extensions {
     /// How every extension is built (`None`: growth is off).
     config: Option<ValidConfig>,
-    /// Slots `0..allowed` fill in order, each once.
-    allowed: usize,
-    regions: [AtomicPtr<Region>; MAX_GROWTH],
+    /// One slot per extension allowed (none when growth is off), filled in
+    /// order, each once.
+    regions: Box<[AtomicPtr<Region>]>,
 }
 
 crate::sync::thread_local! {
@@ -69,17 +69,18 @@ impl Extensions {
             growth: 0,
             ..config.clone()
         });
-        Extensions { config, allowed, regions: core::array::from_fn(|_| AtomicPtr::new(core::ptr::null_mut())) }
+        let regions = (0..allowed).map(|_| AtomicPtr::new(core::ptr::null_mut())).collect();
+        Extensions { config, regions }
     }
 
     /// How many extensions may be created in all.
     pub(crate) fn limit(&self) -> usize {
-        self.allowed
+        self.regions.len()
     }
 
     /// The extensions created so far, in creation order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Region> {
-        self.regions[..self.allowed].iter().map_while(|slot| {
+        self.regions.iter().map_while(|slot| {
             // Acquire: pairs with the Release of the CAS in `install`, so the
             // region is seen fully built.
             let region = slot.load(Ordering::Acquire);
@@ -91,7 +92,7 @@ impl Extensions {
     /// The extension and class whose span holds `ptr`.
     #[inline]
     pub(crate) fn find(&self, ptr: *const u8) -> Option<(&Region, usize)> {
-        if self.allowed == 0 {
+        if self.regions.is_empty() {
             return None;
         }
         self.iter().find_map(|region| region.class_of(ptr).map(|class| (region, class)))
@@ -101,7 +102,7 @@ impl Extensions {
     /// extensions as needed; `None` when growth is off or used up.
     pub(crate) fn take(&self, class: usize) -> Option<(&Region, NonNull<u8>)> {
         let config = self.config.as_ref()?;
-        for slot in &self.regions[..self.allowed] {
+        for slot in self.regions.iter() {
             // Acquire: as in `iter`.
             let mut region = slot.load(Ordering::Acquire);
             if region.is_null() {
@@ -145,7 +146,7 @@ fn install(slot: &AtomicPtr<Region>, config: &ValidConfig) -> Option<*mut Region
 
 impl Drop for Extensions {
     fn drop(&mut self) {
-        for slot in &self.regions {
+        for slot in self.regions.iter() {
             // Relaxed: `drop` has `&mut self`; the allocator is gone and no
             // other thread can reach the slots.
             if let Some(region) = NonNull::new(slot.load(Ordering::Relaxed)) {
