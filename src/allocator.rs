@@ -124,6 +124,10 @@ impl SlabAllocator {
         let region = Region::create(config)?;
         let owner = Arc::new(RegionOwner::new(region));
         let hot = owner.region().hot();
+        #[cfg(not(lockfree_slab_loom))]
+        if let Some(interval) = config.trim_interval {
+            crate::trim::spawn_background(Arc::downgrade(&owner), interval);
+        }
         Ok(SlabAllocator {
             hot,
             state: AtomicU8::new(READY),

@@ -35,6 +35,8 @@ pub const MAX_SCALED_DEPTH: usize = 1024;
 pub const DEFAULT_CACHED_THREADS: usize = 256;
 /// Largest accepted number of cached threads.
 pub const MAX_CACHED_THREADS: usize = 4096;
+/// Shortest interval [`Builder::background_trim`] accepts.
+pub const MIN_TRIM_INTERVAL: core::time::Duration = core::time::Duration::from_millis(10);
 /// Most extra reservations [`Builder::growth`] may add to the first.
 pub const MAX_GROWTH: usize = 15;
 /// Largest accepted capacity (1 TiB): spans are laid out in one reservation.
@@ -197,6 +199,8 @@ pub enum ConfigError {
     InvalidCacheDepth { depth: usize },
     /// `max_cached_threads` outside `1..=MAX_CACHED_THREADS`.
     InvalidCachedThreads { threads: usize },
+    /// A `background_trim` interval below [`MIN_TRIM_INTERVAL`].
+    TrimIntervalTooShort { interval: core::time::Duration },
     /// `growth` above [`MAX_GROWTH`].
     TooMuchGrowth { extensions: usize, max: usize },
     /// The operating system refused the address-space reservation.
@@ -263,6 +267,10 @@ impl fmt::Display for ConfigError {
                 f,
                 "max_cached_threads {threads} is invalid: use 1..={MAX_CACHED_THREADS} (threads beyond it are served uncached)"
             ),
+            ConfigError::TrimIntervalTooShort { interval } => write!(
+                f,
+                "background trim every {interval:?} would keep a core busy: use at least {MIN_TRIM_INTERVAL:?} (trim walks every free block)"
+            ),
             ConfigError::TooMuchGrowth { extensions, max } => write!(
                 f,
                 "growth of {extensions} extra reservations is more than the {max} allowed: raise `capacity` instead, so each reservation holds more"
@@ -299,6 +307,8 @@ pub struct ValidConfig {
     pub(crate) checks: bool,
     /// Extra reservations a class that runs dry may add (0: none).
     pub(crate) growth: usize,
+    /// Trim in a background thread at this interval (`None`: never).
+    pub(crate) trim_interval: Option<core::time::Duration>,
 }
 
 impl ValidConfig {
@@ -330,6 +340,7 @@ pub struct Builder {
     huge_pages: bool,
     checks: Option<bool>,
     growth: usize,
+    trim_interval: Option<core::time::Duration>,
 }
 
 impl Builder {
@@ -450,6 +461,19 @@ impl Builder {
         self
     }
 
+    /// Trim in the background: a thread (`lockfree-slab-trim`) calls
+    /// [`SlabAllocator::trim`](crate::SlabAllocator::trim) every `interval`
+    /// for as long as the allocator lives, for servers whose load comes in
+    /// waves. Off by default; only for allocators built with
+    /// [`build`](Self::build) (a `const` allocator cannot spawn a thread
+    /// from inside its first allocation). The thread holds a weak reference:
+    /// it notices that the allocator is gone at its next wake-up and exits.
+    /// What it released shows in [`Stats::trimmed_bytes`](crate::Stats::trimmed_bytes).
+    pub fn background_trim(mut self, interval: core::time::Duration) -> Self {
+        self.trim_interval = Some(interval);
+        self
+    }
+
     /// Checks the configuration without reserving memory.
     pub fn validate(&self) -> Result<ValidConfig, ConfigError> {
         let classes = self.classes.clone().unwrap_or_else(|| self.profile.size_classes());
@@ -483,6 +507,9 @@ impl Builder {
         if cached_threads == 0 || cached_threads > MAX_CACHED_THREADS {
             return Err(ConfigError::InvalidCachedThreads { threads: cached_threads });
         }
+        if let Some(interval) = self.trim_interval.filter(|&interval| interval < MIN_TRIM_INTERVAL) {
+            return Err(ConfigError::TrimIntervalTooShort { interval });
+        }
         if self.growth > MAX_GROWTH {
             return Err(ConfigError::TooMuchGrowth { extensions: self.growth, max: MAX_GROWTH });
         }
@@ -498,6 +525,7 @@ impl Builder {
             huge_pages: self.huge_pages,
             checks: self.checks.unwrap_or(cfg!(feature = "checks")),
             growth: self.growth,
+            trim_interval: self.trim_interval,
         })
     }
 
@@ -693,6 +721,11 @@ mod tests {
                 Builder::new().growth(16),
                 ConfigError::TooMuchGrowth { extensions: 16, max: MAX_GROWTH },
                 "raise `capacity`",
+            ),
+            (
+                Builder::new().background_trim(core::time::Duration::from_millis(1)),
+                ConfigError::TrimIntervalTooShort { interval: core::time::Duration::from_millis(1) },
+                "at least 10ms",
             ),
         ];
         for (builder, expected, hint) in cases {

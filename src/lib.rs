@@ -32,7 +32,7 @@ pub use arena::{Arena, ArenaError};
 pub use config::{
     Builder, ConfigError, Fallback, Profile, DEFAULT_CACHED_THREADS, DEFAULT_CACHE_BYTES, DEFAULT_CACHE_DEPTH,
     DEFAULT_CAPACITY, GENERAL_CAPACITY, MAX_CACHED_THREADS, MAX_CACHE_DEPTH, MAX_CAPACITY, MAX_GROWTH,
-    MAX_SCALED_DEPTH, MIN_CLASS_SIZE,
+    MAX_SCALED_DEPTH, MIN_CLASS_SIZE, MIN_TRIM_INTERVAL,
 };
 pub use global::SlabHandle;
 pub use size_class::{natural_alignment, MAX_ALIGN, MAX_CLASSES, MAX_CLASS_SIZE};

@@ -192,6 +192,8 @@ pub(crate) struct Region {
     pub(crate) oversize: CachePadded<OversizeCounters>,
     /// Further regions a dry class may add (`growth.rs`).
     pub(crate) extensions: Extensions,
+    /// Bytes every trim so far gave back to the OS (`trim.rs`).
+    pub(crate) trimmed_bytes: AtomicU64,
 }
 
 impl Region {
@@ -256,6 +258,7 @@ impl Region {
                 caches,
                 oversize: CachePadded::new(OversizeCounters::default()),
                 extensions: Extensions::new(config),
+                trimmed_bytes: AtomicU64::new(0),
             });
             // Before populate, so that populating faults in huge pages where
             // the kernel grants them. A refusal (no THP) is not an error:

@@ -115,6 +115,10 @@ pub struct Stats {
     /// How many reservations growth may add in all (the configured
     /// `growth`).
     pub growth_limit: u32,
+    /// Bytes of physical memory all trims so far (by
+    /// [`SlabAllocator::trim`](crate::SlabAllocator::trim) or in the
+    /// background) gave back to the OS.
+    pub trimmed_bytes: u64,
 }
 
 impl Stats {
@@ -200,6 +204,7 @@ fn collect_one(region: &Region) -> Stats {
         reserved_bytes: region.reserved_bytes(),
         grown_reservations: 0,
         growth_limit: region.extensions.limit() as u32,
+        trimmed_bytes: load(&region.trimmed_bytes),
     }
 }
 

@@ -174,12 +174,29 @@ impl Geometry {
 /// Trims every class of `region` and of its growth (`growth.rs`).
 pub(crate) fn trim_region(region: &Region, geometry: Geometry) -> TrimReport {
     let mut report = TrimReport::default();
-    for region in core::iter::once(region).chain(region.extensions.iter()) {
-        for pool in region.pools() {
+    for part in core::iter::once(region).chain(region.extensions.iter()) {
+        for pool in part.pools() {
             report.add(&trim_class(pool, geometry));
         }
     }
+    // Relaxed: a statistic.
+    region.trimmed_bytes.fetch_add(report.released_bytes as u64, crate::sync::Ordering::Relaxed);
     report
+}
+
+/// Starts the background trim thread of `Builder::background_trim`: every
+/// `interval` it trims the region, until the last owner has dropped it. A
+/// refused thread spawn leaves the allocator without background trimming
+/// (advice, like huge pages), not without an allocator.
+#[cfg(not(lockfree_slab_loom))]
+pub(crate) fn spawn_background(owner: std::sync::Weak<crate::region::RegionOwner>, interval: core::time::Duration) {
+    let _ = std::thread::Builder::new().name("lockfree-slab-trim".into()).spawn(move || loop {
+        std::thread::sleep(interval);
+        // The strong reference keeps the region mapped while this trim
+        // runs; once the allocator is gone, the upgrade fails and we exit.
+        let Some(owner) = owner.upgrade() else { return };
+        trim_region(owner.region(), Geometry::NATIVE);
+    });
 }
 
 /// Releases the pages of `pool`'s span that hold only blocks on its stack

@@ -329,3 +329,64 @@ fn populated_capacity_beyond_the_frontier_stays_committed() {
     // pages were never carved.
     assert_eq!((report.released_bytes, report.free_page_bytes), (16 * 4096, 16 * 4096), "{report}");
 }
+
+/// Threads of this process named `lockfree-slab-trim`.
+fn background_trim_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .filter(|name| name.trim() == "lockfree-slab-trim")
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Waits (a liveness bound, not a timing assertion) until `done` holds.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not happen within 20 s");
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn background_trim_gives_memory_back_and_stops_with_the_allocator() {
+    let layout = Layout::from_size_align(64, 8).unwrap();
+    let slab = SlabAllocator::builder()
+        .size_classes(&[64])
+        .capacity(16 << 20)
+        .cache_depth(0)
+        .background_trim(std::time::Duration::from_millis(20))
+        .build()
+        .unwrap();
+    assert_eq!(slab.stats().trimmed_bytes, 0);
+    let blocks: Vec<_> = (0..16_384).map(|_| slab.allocate(layout).unwrap()).collect();
+    for (i, &p) in blocks.iter().enumerate() {
+        // SAFETY: ours, 64 bytes; touching commits the pages.
+        unsafe { fill(p, 64, i as u64) };
+    }
+    // Keep every 64th block (one per page) for a while: nothing can go yet.
+    for (i, &p) in blocks.iter().enumerate().filter(|(i, _)| i % 64 != 0) {
+        // SAFETY: allocated above with `layout`, freed once.
+        unsafe {
+            assert_eq!(check(p, 64, i as u64), Ok(()));
+            slab.deallocate(p, layout);
+        }
+    }
+    for (i, &p) in blocks.iter().enumerate().filter(|(i, _)| i % 64 == 0) {
+        // SAFETY: the survivors are intact (the background trim released
+        // no page under them), then freed.
+        unsafe {
+            assert_eq!(check(p, 64, i as u64), Ok(()), "a live block was released");
+            slab.deallocate(p, layout);
+        }
+    }
+    eventually("a background trim", || slab.stats().trimmed_bytes >= 512 << 10);
+    let stats = slab.stats();
+    assert!(stats.is_consistent(), "{stats}");
+    assert_eq!(stats.totals.in_use, 0);
+    drop(slab);
+    eventually("the trim thread's exit after the allocator dropped", || background_trim_threads() == 0);
+}
