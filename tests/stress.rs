@@ -137,22 +137,7 @@ fn assert_nothing_lost(slab: &SlabAllocator) {
         assert_eq!(c.in_caches, 0, "{} B class: exited threads left blocks cached\n{stats}", c.block_size);
         assert_eq!(c.allocations, c.frees);
     }
-    let live = LiveSet::new();
-    for c in &stats.classes {
-        let layout = Layout::from_size_align(c.block_size, 8).unwrap();
-        let mut got = Vec::new();
-        while let Ok(ptr) = slab.allocate(layout) {
-            live.insert(ptr.as_ptr() as usize);
-            got.push(ptr);
-            assert!(got.len() as u64 <= c.capacity, "{} B class handed out more than its capacity", c.block_size);
-        }
-        assert_eq!(got.len() as u64, c.capacity, "{} B class: blocks lost", c.block_size);
-        for ptr in got {
-            live.remove(ptr.as_ptr() as usize);
-            // SAFETY: allocated just above with this layout.
-            unsafe { slab.deallocate(ptr, layout) };
-        }
-    }
+    common::assert_every_class_hands_out_its_capacity(slab);
     slab.flush_thread_cache();
     let stats = slab.stats();
     assert!(stats.is_consistent(), "{stats}");

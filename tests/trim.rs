@@ -72,21 +72,7 @@ fn assert_nothing_lost(slab: &SlabAllocator) {
         assert_eq!(c.in_caches, 0, "{} B class: blocks still cached\n{stats}", c.block_size);
         assert_eq!(c.free_in_stack, c.carved, "{} B class: free blocks missing\n{stats}", c.block_size);
     }
-    let live = LiveSet::new();
-    for c in &stats.classes {
-        let layout = Layout::from_size_align(c.block_size, 8).unwrap();
-        let mut got = Vec::new();
-        while let Ok(ptr) = slab.allocate(layout) {
-            live.insert(ptr.as_ptr() as usize);
-            got.push(ptr);
-            assert!(got.len() as u64 <= c.capacity, "{} B class handed out more than its capacity", c.block_size);
-        }
-        assert_eq!(got.len() as u64, c.capacity, "{} B class: blocks lost", c.block_size);
-        for ptr in got {
-            // SAFETY: allocated just above with this layout.
-            unsafe { slab.deallocate(ptr, layout) };
-        }
-    }
+    common::assert_every_class_hands_out_its_capacity(slab);
 }
 
 /// Four workers allocate, fill, check and free blocks of four classes (one
