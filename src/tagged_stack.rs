@@ -44,6 +44,53 @@ const PUSH_PUBLISH: Ordering = Ordering::Release;
 #[cfg(lockfree_slab_weak_push)]
 const PUSH_PUBLISH: Ordering = Ordering::Relaxed;
 
+/// A chain of blocks the caller owns, linked one block at a time with
+/// [`TaggedStack::set_link`] and then pushed whole with one
+/// [`TaggedStack::push_chain`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Chain {
+    first: u32,
+    last: u32,
+    count: u32,
+}
+
+impl Chain {
+    pub(crate) const EMPTY: Chain = Chain { first: NIL, last: NIL, count: 0 };
+
+    /// Links `index` after the chain's last block.
+    ///
+    /// # Safety
+    ///
+    /// `index < capacity` of `stack`, and the block is the caller's: on no
+    /// stack and in no other chain (as for [`TaggedStack::set_link`]).
+    pub(crate) unsafe fn append(&mut self, stack: &TaggedStack, index: u32) {
+        if self.count == 0 {
+            self.first = index;
+        } else {
+            // SAFETY: the chain's last block and `index` are both the
+            // caller's (this function's contract, and the previous append's).
+            unsafe { stack.set_link(self.last, index) };
+        }
+        self.last = index;
+        self.count += 1;
+    }
+
+    /// Pushes the chain onto `stack` with one successful CAS (nothing if it
+    /// is empty).
+    ///
+    /// # Safety
+    ///
+    /// Every block appended is still the caller's, and was appended for this
+    /// `stack`.
+    pub(crate) unsafe fn push_onto(self, stack: &TaggedStack) {
+        if self.count > 0 {
+            // SAFETY: `append` linked `first → … → last` through `count`
+            // blocks, all the caller's (this function's contract).
+            unsafe { stack.push_chain(self.first, self.last, self.count) };
+        }
+    }
+}
+
 /// The stack's head: the top block and the ABA tag, packed as
 /// `tag << 32 | index` in one word so both change in one CAS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -477,24 +524,18 @@ mod tests {
             }
         }
         // Keep the even blocks, chain the odd ones in a chain of our own.
-        let (mut first, mut last, mut odd, mut even) = (NIL, NIL, 0, Vec::new());
+        let (mut odd, mut even) = (Chain::EMPTY, Vec::new());
         let taken = f.stack.take_all(|i| {
             if i % 2 == 0 {
                 even.push(i);
             } else {
-                if last == NIL {
-                    first = i;
-                } else {
-                    // SAFETY: both blocks were detached, so they are ours.
-                    unsafe { f.stack.set_link(last, i) };
-                }
-                last = i;
-                odd += 1;
+                // SAFETY: the block was detached, so it is ours.
+                unsafe { odd.append(&f.stack, i) };
             }
         });
         assert_eq!((taken, even.as_slice()), (4, &[2, 0][..]));
         // SAFETY: the odd blocks, detached and linked 7 → 5 above.
-        unsafe { f.stack.push_chain(first, last, odd) };
+        unsafe { odd.push_onto(&f.stack) };
         assert_eq!([f.stack.pop(), f.stack.pop(), f.stack.pop()], [Some(7), Some(5), None]);
     }
 

@@ -105,7 +105,7 @@ use core::fmt;
 use crate::class_pool::ClassPool;
 use crate::os::{self, Scratch};
 use crate::region::Region;
-use crate::tagged_stack::NIL;
+use crate::tagged_stack::Chain;
 
 /// What a [`SlabAllocator::trim`](crate::SlabAllocator::trim) gave back.
 ///
@@ -247,27 +247,18 @@ impl<'a> Held<'a> {
         let pool = self.pool;
         let frontier = self.unreturned;
         let bits = &mut self.bits;
-        let (mut late_first, mut late_last, mut late) = (NIL, NIL, 0);
+        let mut late = Chain::EMPTY;
         let taken = pool.stack.take_all(|index| {
             if index < frontier {
                 bits.set(index as usize);
             } else {
-                if late_last == NIL {
-                    late_first = index;
-                } else {
-                    // SAFETY: both blocks were detached, so they are ours,
-                    // and the walk has already read `late_last`'s link.
-                    unsafe { pool.stack.set_link(late_last, index) };
-                }
-                late_last = index;
-                late += 1;
+                // SAFETY: the block was detached, so it is ours, and the walk
+                // has already read the link of the chain's last block.
+                unsafe { late.append(&pool.stack, index) };
             }
         });
-        if late > 0 {
-            // SAFETY: the late blocks were detached (ours) and are chained
-            // `late_first → … → late_last` through `late` blocks above.
-            unsafe { pool.stack.push_chain(late_first, late_last, late) };
-        }
+        // SAFETY: the late blocks were detached (ours), chained above.
+        unsafe { late.push_onto(&pool.stack) };
         self.report.free_blocks = u64::from(taken);
         self.report.free_bytes = u64::from(taken) * pool.block_size() as u64;
         self.report.classes = usize::from(taken > 0);
@@ -345,24 +336,15 @@ impl<'a> Held<'a> {
     /// bitmap): they are not ours any more.
     fn return_blocks(&mut self, lo: u32, hi: u32) {
         let stack = &self.pool.stack;
-        let (mut first, mut last, mut count) = (NIL, NIL, 0);
+        let mut chain = Chain::EMPTY;
         self.bits.for_each_set(lo as usize, hi as usize, |index| {
-            let index = index as u32;
-            if last == NIL {
-                first = index;
-            } else {
-                // SAFETY: both blocks are held by this trim (their bits are
-                // set and they have not been pushed back).
-                unsafe { stack.set_link(last, index) };
-            }
-            last = index;
-            count += 1;
+            // SAFETY: the block is held by this trim (its bit is set and it
+            // has not been pushed back).
+            unsafe { chain.append(stack, index as u32) };
         });
-        if count > 0 {
-            // SAFETY: the chain `first → … → last` of `count` held blocks
-            // was linked above; after the push they are the stack's again.
-            unsafe { stack.push_chain(first, last, count) };
-        }
+        // SAFETY: the held blocks chained above; after the push they are the
+        // stack's again.
+        unsafe { chain.push_onto(stack) };
     }
 }
 
