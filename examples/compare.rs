@@ -11,7 +11,7 @@
 //!
 //! Prints one table per workload (throughput, ns per op, latency P50 / P99 /
 //! P99.9 / max per allocator call), the memory table (RSS per live 64-byte
-//! block, each allocator in its own child process) and the targets,
+//! block, each allocator in its own child process) and the project's performance targets,
 //! and writes CSV, JSON, an SVG and the printed text to a results folder
 //! that it names at the end.
 

@@ -9,12 +9,41 @@
 //! not a data race on user memory.
 //!
 //! **ABA.** Every successful push or pop adds one to the tag, so a CAS that
-//! carries a stale `(index, tag)` fails even if `index` is back on top. The
-//! tag is 32 bits: a stale CAS could only win if its thread slept through
-//! exactly a multiple of 2³² successful operations on this one stack between
-//! its load and its CAS, which the tag's width makes negligible (about a
-//! minute of nothing but uncontended pops and pushes at 70 M ops/s, while one
-//! thread stays preempted between two adjacent instructions).
+//! carries a stale `(index, tag)` fails even if `index` is back on top.
+//!
+//! *The window that is left.* The tag is 32 bits and wraps. A `pop_batch`
+//! (or `push_chain`) that loads the head and is then paused before its CAS
+//! wins wrongly only if, when it resumes, the head word is bit-for-bit the
+//! one it loaded: the same block on top *and* a tag that has moved by exactly
+//! k·2³² successful operations on this one stack. Its CAS would then install
+//! a `next` link read before the pause, which may name a block that is in
+//! use (handed out twice) or lose the rest of the stack. The arithmetic:
+//!
+//! - 2³² ≈ 4.3·10⁹ operations. One thread doing nothing but uncontended
+//!   push/pop pairs on one stack (its line in L1, ~5 ns per CAS) needs about
+//!   20–40 s per wrap; two threads contending on the line (~50 ns per
+//!   operation) about 4 minutes; thread caches move 32–64 blocks per stack
+//!   operation, so a cached workload wraps the tag once every ~10¹¹ block
+//!   operations.
+//! - The paused thread must also resume inside the one-operation window in
+//!   which the tag has its old value (nanoseconds out of every wrap), with
+//!   the same block on top. So the thread has to be stopped for tens of
+//!   seconds at the least (a debugger, `SIGSTOP`, `SCHED_FIFO` starvation),
+//!   and even then it wins wrongly with odds of about 10 ns / 40 s ≈ 2·10⁻¹⁰ per
+//!   stall.
+//!
+//! *Is a wider tag worth it?* Two ways exist. (1) Fewer index bits: a class
+//! may hold up to 2³² − 1 blocks (a 1 TiB pool of one 8-byte class is
+//! refused only past that), so a fixed split would lower that limit; a
+//! per-class split (the tag takes the bits the class's block count does not
+//! need, e.g. 36 tag bits for the 2²⁸ blocks of a large general-purpose
+//! class) costs a shift and a mask on the cold path only and buys 16× or
+//! more. (2) A 128-bit head (`cmpxchg16b`): no stable `AtomicU128` in std,
+//! a slower CAS on every batch, and no loom model (loom has no 128-bit
+//! atomics), which would cost the stack its model checking. Neither is
+//! taken today: the remaining window needs a thread stopped from outside for
+//! tens of seconds and then a nanosecond-wide coincidence; (1) is the cheap
+//! step if a user ever needs the bound tighter.
 //!
 //! **Orderings.** A push publishes the block (its link, and everything the
 //! previous owner wrote into it) with a `Release` CAS; a pop reads the head

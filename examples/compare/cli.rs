@@ -47,7 +47,7 @@ FLAGS:
 
 OUTPUT:
     One table per workload on stdout (also written to summary.txt), the
-    issue's targets with PASS/MISS, and in the results folder: results.csv,
+    project's performance targets with PASS/MISS, and in the results folder: results.csv,
     memory.csv, results.json, summary.svg (throughput vs threads; latency
     percentiles of the cache-hit pair at 64 B side by side).
 ";

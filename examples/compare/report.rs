@@ -1,6 +1,7 @@
-//! Tables, the issue's targets, and the files in the results folder
+//! Tables, the targets, and the files in the results folder
 //! (results.csv, memory.csv, results.json, summary.svg, summary.txt).
-//! Everything is hand-written: no serde, no plotting crate.
+//! The JSON is written by serde_json; the tables, the CSV and the SVG plot
+//! are written by hand (no plotting crate).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -164,9 +165,9 @@ pub fn render(o: &Options, cal: &Calibration, cells: &[Cell], memory: &[Memory],
     s
 }
 
-/// The issue's targets, each with the measured ratio and PASS / MISS.
+/// The project's performance targets, each with the measured ratio and PASS / MISS.
 fn targets(cells: &[Cell], memory: &[Memory]) -> String {
-    let mut s = String::from("\ntargets (from the benchmark issue):\n");
+    let mut s = String::from("\nperformance targets:\n");
     let mut line = |ok: bool, text: String| {
         let _ = writeln!(s, "  [{}] {text}", if ok { "PASS" } else { "MISS" });
     };
