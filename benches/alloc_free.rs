@@ -3,6 +3,9 @@
 //!
 //! `cargo bench --bench alloc_free`
 
+// `criterion_group!` generates an undocumented `pub fn`.
+#![allow(missing_docs)]
+
 use std::alloc::System;
 use std::hint::black_box;
 use std::time::Duration;

@@ -2,6 +2,9 @@
 //!
 //! `cargo bench --bench batch`
 
+// `criterion_group!` generates an undocumented `pub fn`.
+#![allow(missing_docs)]
+
 use std::alloc::System;
 use std::ptr;
 use std::time::Duration;

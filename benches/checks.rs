@@ -6,6 +6,9 @@
 //!
 //! `cargo bench --bench checks`
 
+// `criterion_group!` generates an undocumented `pub fn`.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;

@@ -21,6 +21,9 @@
 //! `LFS_HUGE_MIB=1024 cargo bench --bench huge_pages` for another size.
 //! With `--test` (the CI smoke run) the working set is 8 MiB.
 
+// `criterion_group!` generates an undocumented `pub fn`.
+#![allow(missing_docs)]
+
 use std::alloc::Layout;
 use std::hint::black_box;
 use std::ptr::NonNull;

@@ -3,6 +3,9 @@
 //!
 //! `cargo bench --bench producer_consumer`
 
+// `criterion_group!` generates an undocumented `pub fn`.
+#![allow(missing_docs)]
+
 use std::alloc::System;
 use std::sync::Arc;
 use std::time::Duration;

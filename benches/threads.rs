@@ -4,6 +4,9 @@
 //!
 //! `cargo bench --bench threads`
 
+// `criterion_group!` generates an undocumented `pub fn`.
+#![allow(missing_docs)]
+
 use std::alloc::System;
 use std::sync::Arc;
 use std::time::Duration;

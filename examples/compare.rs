@@ -15,6 +15,9 @@
 //! and writes CSV, JSON, an SVG and the printed text to a results folder
 //! that it names at the end.
 
+// A binary: its `pub` items are shared with its submodules, not an API.
+#![allow(missing_docs)]
+
 use std::alloc::System;
 use std::ptr;
 use std::sync::Arc;

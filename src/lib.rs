@@ -1,6 +1,4 @@
 #![doc = include_str!("../README.md")]
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 // Layers, bottom up; each file's docs say what it owns.
 mod allocator; //      SlabAllocator: the parts tied together, fallback

@@ -1,5 +1,4 @@
-//! The demo (`cargo run --release`; the main job is the comparison tool,
-//! `cargo run --release --example compare`): one allocator in
+//! The demo (`cargo run --release --example demo`): one allocator in
 //! an `Arc`, shared by a pipeline of worker threads that pass messages to each
 //! other. Producers allocate variable-size messages and fill them; consumers
 //! on other threads verify each message's checksum and free it, so most
