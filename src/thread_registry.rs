@@ -26,12 +26,20 @@
 //! [`RegionOwner`]. A flush first upgrades it: if the allocator is gone the
 //! entry is discarded without touching the unmapped region; if not, the
 //! upgraded reference keeps the region mapped until the flush is done (and
-//! unmaps it, if it was the last). That is the deferred reclamation DESIGN.md
-//! asks for, done with std's reference counts: it runs exactly when the last
-//! user lets go, needs no global epoch to advance, never leaves a region
-//! mapped because no other thread happened to pin, and allocates nothing
-//! (so it also serves the `static` global instance, whose owner simply never
-//! drops).
+//! unmaps it, if it was the last). That is deferred reclamation done with
+//! std's reference counts: it runs exactly when the last user lets go, needs
+//! no global epoch to advance, never leaves a region mapped because no other
+//! thread happened to pin, and allocates nothing (so it also serves the
+//! `static` global instance, whose owner simply never drops).
+//!
+//! **Re-entrancy.** Dropping an entry's reference can free the allocator's
+//! owner (its `ArcInner`, its region's vectors, its growth) through the
+//! global allocator — which may be a slab allocator whose very next step is
+//! a lookup in this registry. So no reference is dropped while the entries
+//! are being changed: an entry is taken out whole ([`Evicted`]), the update
+//! completed, and only then is the entry finished (flushed, released,
+//! dropped). The nested call sees a consistent registry; thread exit keeps
+//! taking entries until none is left, whatever a nested call moved.
 
 use core::cell::Cell;
 use std::sync::{Arc, Weak};
@@ -108,7 +116,9 @@ impl Registry {
         }
         let claimed = region.caches.map.claim(region.caches.geometry.slots);
         let slot = claimed.map(|s| region.caches.slot(s));
-        self.evict(ENTRIES - 1);
+        // The whole update first, with the victim taken out whole; its
+        // references are dropped only once the entries are consistent again.
+        let victim = self.take(ENTRIES - 1);
         for i in (1..ENTRIES).rev() {
             self.entries[i].swap(&self.entries[i - 1]);
         }
@@ -117,33 +127,71 @@ impl Registry {
         front.slot.set(slot);
         front.owner.set(Weak::into_raw(Arc::downgrade(owner)));
         front.retry.set(RETRY_AFTER);
+        if let Some(victim) = victim {
+            victim.finish();
+            // Finishing may have re-entered and reordered (in principle even
+            // evicted) the entries: answer from where ours is now.
+            return self.entries.iter().find(|e| e.id.get() == region.id()).and_then(|e| e.slot.get());
+        }
         slot
     }
 
-    /// Empties entry `i`: flushes its magazines and releases its slot if its
-    /// region is still alive.
-    fn evict(&self, i: usize) {
+    /// Empties entry `i` and hands back what it held, for
+    /// [`Evicted::finish`] once the registry is consistent again.
+    fn take(&self, i: usize) -> Option<Evicted> {
         let entry = &self.entries[i];
         if entry.id.replace(0) == 0 {
-            return;
+            return None;
         }
         let slot = entry.slot.take();
         let owner = entry.owner.replace(core::ptr::null());
         // SAFETY: `owner` came from `Weak::into_raw` in `find_or_register`
         // and is turned back exactly once (the entry was just cleared).
-        let weak = unsafe { Weak::from_raw(owner) };
-        if let (Some(strong), Some(slot)) = (weak.upgrade(), slot) {
-            flush_slot(strong.region(), slot);
-            // Dropping `strong` here unmaps the region if its allocator
-            // was dropped while we flushed.
+        let owner = unsafe { Weak::from_raw(owner) };
+        Some(Evicted { slot, owner })
+    }
+
+    /// Empties entry `i`: flushes its magazines and releases its slot if its
+    /// region is still alive. For callers that change nothing else.
+    fn evict(&self, i: usize) {
+        if let Some(evicted) = self.take(i) {
+            evicted.finish();
         }
     }
 
-    /// The thread is exiting: flush everything, claim nothing more.
+    /// The thread is exiting: flush everything, claim nothing more. Finishing
+    /// an entry may re-enter (see [`Evicted`]) and move the others, so this
+    /// takes whichever entry is left until none is.
     fn close(&self) {
         self.closed.set(true);
-        for i in 0..ENTRIES {
-            self.evict(i);
+        while let Some(evicted) = (0..ENTRIES).find_map(|i| self.take(i)) {
+            evicted.finish();
+        }
+    }
+}
+
+/// An entry taken out of the registry, whose slot is still claimed and whose
+/// reference to the allocator's owner is still held.
+///
+/// Dropping that reference (or the strong one the flush upgrades to) may
+/// free the owner, its region's vectors and its growth — through the
+/// global allocator, which may be a slab allocator using this very registry.
+/// So an entry is first taken out, the registry's update is completed, and
+/// only then is the entry finished: the nested call finds a consistent
+/// registry, whatever it changes.
+struct Evicted {
+    slot: Option<SlotPtr>,
+    owner: Weak<RegionOwner>,
+}
+
+impl Evicted {
+    /// Flushes the slot's magazines and releases the slot if the region is
+    /// still alive (the upgraded reference keeps it mapped meanwhile, and
+    /// unmaps it at the end if the allocator was dropped meanwhile), then
+    /// drops the references.
+    fn finish(self) {
+        if let (Some(strong), Some(slot)) = (self.owner.upgrade(), self.slot) {
+            flush_slot(strong.region(), slot);
         }
     }
 }

@@ -19,7 +19,14 @@
 //!   after the allocator's own exit flush has run;
 //! - (d) `realloc` within a class (same pointer), across classes and into
 //!   and out of the system fallback (> 32 KiB, or alignment > 4096), and
-//!   `alloc_zeroed` on recycled blocks.
+//!   `alloc_zeroed` on recycled blocks;
+//! - (e) drops that re-enter the allocator while a thread's registry of
+//!   cache slots changes: threads (started with `pthread_create`) that use
+//!   the global allocator and then an explicit one whose last reference
+//!   another thread drops, so that the exit flush frees that allocator's
+//!   last memory through the global one; and one thread that uses more
+//!   explicit allocators than its registry holds while one of them is
+//!   dropped elsewhere. Every slot and every cached block comes back.
 //!
 //! The whole sequence runs twice: the first pass warms up whatever std
 //! initialises lazily and keeps (so it is not mistaken for a leak), the second
@@ -30,7 +37,7 @@ use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::thread;
 
 use lockfree_slab::{SlabAllocator, DEFAULT_CACHE_DEPTH, MAX_CLASSES};
@@ -461,6 +468,133 @@ fn alloc_zeroed_recycled() {
 }
 
 // ---------------------------------------------------------------------------
+// (e) drops that re-enter the allocator during a registry update
+
+/// A small explicit allocator (its cache slots are what the scenario counts).
+fn explicit() -> Arc<SlabAllocator> {
+    Arc::new(SlabAllocator::builder().size_classes(&[64]).capacity(1 << 20).build().expect("valid configuration"))
+}
+
+/// Allocates, writes, checks and frees one 64-byte block of `slab`: the
+/// calling thread claims (or uses) its cache slot there.
+fn use_once(slab: &SlabAllocator, tag: u8) {
+    let layout = Layout::new::<[u8; 64]>();
+    let p = slab.allocate(layout).expect("the pool has room");
+    // SAFETY: a live 64-byte block of ours, freed once below.
+    unsafe {
+        p.as_ptr().write_bytes(tag, 64);
+        assert_eq!(*p.as_ptr().add(63), tag);
+        slab.deallocate(p, layout);
+    }
+}
+
+/// What a thread started by [`exit_after_the_last_reference_dropped`] gets.
+struct ExitJob {
+    /// The spawner takes the allocator out and drops it while the thread
+    /// still runs.
+    explicit: Mutex<Option<Arc<SlabAllocator>>>,
+    used: Barrier,
+    dropped: Barrier,
+}
+
+extern "C" fn exit_job(arg: *mut libc::c_void) -> *mut libc::c_void {
+    // SAFETY: `arg` is the `Arc::into_raw` of the job made by the spawner,
+    // which keeps its own reference until `pthread_join` returns.
+    let job = unsafe { Arc::from_raw(arg.cast_const().cast::<ExitJob>()) };
+    // The global allocator first (this thread's first slot is GLOBAL's)...
+    let v: Vec<u64> = (0..100).collect();
+    assert_eq!(v.iter().sum::<u64>(), 4950);
+    drop(v);
+    // ...then the explicit one, which becomes the registry's front entry.
+    let explicit = job.explicit.lock().unwrap().clone().expect("the spawner's allocator");
+    use_once(&explicit, 0x5A);
+    drop(explicit);
+    job.used.wait();
+    // The spawner drops the explicit allocator now; this thread's registry
+    // entry holds the last (weak) reference to its owner. Nothing below
+    // allocates or frees (the spawner still holds the job): on exit, the
+    // registry's flush frees that owner through GLOBAL.
+    job.dropped.wait();
+    drop(job);
+    core::ptr::null_mut()
+}
+
+/// Threads created with `pthread_create` (so nothing of std's runs between
+/// the thread's last use of an allocator and its TLS destructors) use GLOBAL,
+/// then an explicit allocator whose last `Arc` the spawner drops before the
+/// thread exits. The exit flush's drop of that allocator's last weak
+/// reference frees memory through GLOBAL while the registry is being
+/// emptied; GLOBAL's slot and cached blocks must still be released.
+fn exit_after_the_last_reference_dropped(threads: usize) {
+    let start = snapshot();
+    for _ in 0..threads {
+        let job = Arc::new(ExitJob {
+            explicit: Mutex::new(Some(explicit())),
+            used: Barrier::new(2),
+            dropped: Barrier::new(2),
+        });
+        let arg = Arc::into_raw(Arc::clone(&job)).cast_mut().cast::<libc::c_void>();
+        let mut thread: libc::pthread_t = 0;
+        // SAFETY: `exit_job` takes over the reference passed in `arg`; the
+        // default attributes suffice.
+        let rc = unsafe { libc::pthread_create(&mut thread, core::ptr::null(), exit_job, arg) };
+        assert_eq!(rc, 0, "pthread_create");
+        job.used.wait();
+        let last = job.explicit.lock().unwrap().take();
+        drop(last);
+        job.dropped.wait();
+        // SAFETY: created above, joined once.
+        assert_eq!(unsafe { libc::pthread_join(thread, core::ptr::null_mut()) }, 0, "pthread_join");
+    }
+    let end = snapshot();
+    assert_eq!(end.cached_threads, start.cached_threads, "exited threads still hold GLOBAL's cache slots");
+    // This thread's cache is flushed before each snapshot and refilled by
+    // one batch for `stats()`'s own vector: the slack of one magazine.
+    assert!(
+        end.in_caches <= start.in_caches + DEFAULT_CACHE_DEPTH as u64,
+        "blocks stranded in exited threads' caches: {} before, {} after",
+        start.in_caches,
+        end.in_caches
+    );
+}
+
+/// One thread uses more explicit allocators than its registry holds
+/// (eight), with GLOBAL out of the registry, and registers one more after
+/// the least recently used one was dropped elsewhere: evicting that entry
+/// frees its owner through GLOBAL, which registers GLOBAL in the middle of
+/// the eviction. No entry may be lost: after the thread exits, no surviving
+/// allocator has a claimed slot or a cached block.
+fn evict_while_the_evicted_allocator_is_freed() {
+    let mut all: Vec<Arc<SlabAllocator>> = (0..9).map(|_| explicit()).collect();
+    let (used, dropped) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+    let mut first_eight: Vec<Arc<SlabAllocator>> = all[..8].to_vec();
+    let ninth = Arc::clone(&all[8]);
+    let (u, d) = (Arc::clone(&used), Arc::clone(&dropped));
+    let worker = thread::spawn(move || {
+        for (i, slab) in first_eight.iter().enumerate() {
+            use_once(slab, i as u8);
+        }
+        // Only the spawner keeps the first allocator now. Nothing below
+        // allocates or frees through GLOBAL before the ninth allocator's
+        // first use (`remove` keeps the vector's buffer).
+        drop(first_eight.remove(0));
+        u.wait();
+        d.wait();
+        use_once(&ninth, 9);
+    });
+    used.wait();
+    drop(all.remove(0));
+    dropped.wait();
+    worker.join().expect("the worker panicked");
+    for (i, slab) in all.iter().enumerate() {
+        let stats = slab.stats();
+        assert_eq!(stats.cached_threads, 0, "allocator {}: the exited thread's slot is still claimed", i + 2);
+        assert_eq!(stats.totals.in_caches, 0, "allocator {}: blocks stranded in a dead cache", i + 2);
+        assert_eq!(stats.totals.in_use, 0, "allocator {}", i + 2);
+    }
+}
+
+// ---------------------------------------------------------------------------
 
 fn all_scenarios(checked: bool) {
     live_set_unchanged("(a) 8 threads churning collections", checked, || churn_collections(8, 3000));
@@ -469,6 +603,8 @@ fn all_scenarios(checked: bool) {
     live_set_unchanged("(d) Vec<u8> 1 B -> 1 MiB -> 1 B", checked, vec_grow_and_shrink);
     live_set_unchanged("(d) raw realloc", checked, raw_realloc);
     live_set_unchanged("(d) alloc_zeroed", checked, alloc_zeroed_recycled);
+    live_set_unchanged("(e) exit flush frees through GLOBAL", checked, || exit_after_the_last_reference_dropped(300));
+    live_set_unchanged("(e) eviction frees through GLOBAL", checked, evict_while_the_evicted_allocator_is_freed);
 }
 
 /// The one test of this binary (see the module docs for why only one).
