@@ -126,7 +126,7 @@ impl SlabAllocator {
         let hot = owner.region().hot();
         #[cfg(not(lockfree_slab_loom))]
         if let Some(interval) = config.trim_interval {
-            crate::trim::spawn_background(Arc::downgrade(&owner), interval);
+            crate::trim::spawn_background(&owner, interval);
         }
         Ok(SlabAllocator {
             hot,

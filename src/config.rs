@@ -37,6 +37,10 @@ pub const DEFAULT_CACHED_THREADS: usize = 256;
 pub const MAX_CACHED_THREADS: usize = 4096;
 /// Shortest interval [`Builder::background_trim`] accepts.
 pub const MIN_TRIM_INTERVAL: core::time::Duration = core::time::Duration::from_millis(10);
+/// Longest interval [`Builder::background_trim`] accepts (a day): anything
+/// longer is almost certainly a unit mistake, and never trimming is the
+/// default anyway.
+pub const MAX_TRIM_INTERVAL: core::time::Duration = core::time::Duration::from_secs(24 * 60 * 60);
 /// Most extra reservations [`Builder::growth`] may add to the first.
 pub const MAX_GROWTH: usize = 15;
 /// Largest accepted capacity (1 TiB): spans are laid out in one reservation.
@@ -201,6 +205,8 @@ pub enum ConfigError {
     InvalidCachedThreads { threads: usize },
     /// A `background_trim` interval below [`MIN_TRIM_INTERVAL`].
     TrimIntervalTooShort { interval: core::time::Duration },
+    /// A `background_trim` interval above [`MAX_TRIM_INTERVAL`].
+    TrimIntervalTooLong { interval: core::time::Duration },
     /// `growth` above [`MAX_GROWTH`].
     TooMuchGrowth { extensions: usize, max: usize },
     /// The operating system refused the address-space reservation.
@@ -270,6 +276,10 @@ impl fmt::Display for ConfigError {
             ConfigError::TrimIntervalTooShort { interval } => write!(
                 f,
                 "background trim every {interval:?} would keep a core busy: use at least {MIN_TRIM_INTERVAL:?} (trim walks every free block)"
+            ),
+            ConfigError::TrimIntervalTooLong { interval } => write!(
+                f,
+                "background trim every {interval:?} is longer than {MAX_TRIM_INTERVAL:?}: use a shorter interval, or leave `background_trim` off (the default) and call `trim()` yourself"
             ),
             ConfigError::TooMuchGrowth { extensions, max } => write!(
                 f,
@@ -461,13 +471,15 @@ impl Builder {
         self
     }
 
-    /// Trim in the background: a thread (`lockfree-slab-trim`) calls
+    /// Trim in the background: a thread (`lockfree-trim`) calls
     /// [`SlabAllocator::trim`](crate::SlabAllocator::trim) every `interval`
-    /// for as long as the allocator lives, for servers whose load comes in
-    /// waves. Off by default; only for allocators built with
-    /// [`build`](Self::build) (a `const` allocator cannot spawn a thread
-    /// from inside its first allocation). The thread holds a weak reference:
-    /// it notices that the allocator is gone at its next wake-up and exits.
+    /// ([`MIN_TRIM_INTERVAL`]..=[`MAX_TRIM_INTERVAL`], else `build` returns
+    /// a [`ConfigError`]) for as long as the allocator lives, for servers
+    /// whose load comes in waves. Off by default; only for allocators built
+    /// with [`build`](Self::build) (a `const` allocator cannot spawn a thread
+    /// from inside its first allocation). The thread holds a weak reference
+    /// and is woken when the allocator drops: it exits then (after the trim
+    /// it may be in the middle of), not at the end of its interval.
     /// What it released shows in [`Stats::trimmed_bytes`](crate::Stats::trimmed_bytes).
     pub fn background_trim(mut self, interval: core::time::Duration) -> Self {
         self.trim_interval = Some(interval);
@@ -507,8 +519,10 @@ impl Builder {
         if cached_threads == 0 || cached_threads > MAX_CACHED_THREADS {
             return Err(ConfigError::InvalidCachedThreads { threads: cached_threads });
         }
-        if let Some(interval) = self.trim_interval.filter(|&interval| interval < MIN_TRIM_INTERVAL) {
-            return Err(ConfigError::TrimIntervalTooShort { interval });
+        match self.trim_interval {
+            Some(interval) if interval < MIN_TRIM_INTERVAL => return Err(ConfigError::TrimIntervalTooShort { interval }),
+            Some(interval) if interval > MAX_TRIM_INTERVAL => return Err(ConfigError::TrimIntervalTooLong { interval }),
+            _ => {}
         }
         if self.growth > MAX_GROWTH {
             return Err(ConfigError::TooMuchGrowth { extensions: self.growth, max: MAX_GROWTH });
@@ -726,6 +740,11 @@ mod tests {
                 Builder::new().background_trim(core::time::Duration::from_millis(1)),
                 ConfigError::TrimIntervalTooShort { interval: core::time::Duration::from_millis(1) },
                 "at least 10ms",
+            ),
+            (
+                Builder::new().background_trim(core::time::Duration::MAX),
+                ConfigError::TrimIntervalTooLong { interval: core::time::Duration::MAX },
+                "leave `background_trim` off",
             ),
         ];
         for (builder, expected, hint) in cases {

@@ -377,16 +377,30 @@ unsafe impl Sync for Region {}
 /// was dropped finds the region gone instead of touching freed memory.
 pub(crate) struct RegionOwner {
     region: NonNull<Region>,
+    /// The background trim thread, if any: woken when the owner drops, so
+    /// that it sees the allocator gone and exits at once.
+    #[cfg(not(lockfree_slab_loom))]
+    trimmer: std::sync::OnceLock<std::thread::Thread>,
 }
 
 impl RegionOwner {
     pub(crate) fn new(region: NonNull<Region>) -> Self {
-        RegionOwner { region }
+        RegionOwner {
+            region,
+            #[cfg(not(lockfree_slab_loom))]
+            trimmer: std::sync::OnceLock::new(),
+        }
     }
 
     pub(crate) fn region(&self) -> &Region {
         // SAFETY: the region lives until this owner drops.
         unsafe { self.region.as_ref() }
+    }
+
+    /// Records the background trim thread to wake on drop (once).
+    #[cfg(not(lockfree_slab_loom))]
+    pub(crate) fn set_trimmer(&self, thread: std::thread::Thread) {
+        let _ = self.trimmer.set(thread);
     }
 }
 
@@ -395,6 +409,12 @@ impl Drop for RegionOwner {
         // SAFETY: the last owner: no allocator and no cache flush can reach
         // the region any more (flushes upgrade a weak reference first).
         unsafe { Region::destroy(self.region) }
+        // After the last strong reference is gone, so the woken thread's
+        // check finds it gone (and an unpark before its park is kept).
+        #[cfg(not(lockfree_slab_loom))]
+        if let Some(trimmer) = self.trimmer.get() {
+            trimmer.unpark();
+        }
     }
 }
 

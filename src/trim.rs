@@ -185,18 +185,45 @@ pub(crate) fn trim_region(region: &Region, geometry: Geometry) -> TrimReport {
 }
 
 /// Starts the background trim thread of `Builder::background_trim`: every
-/// `interval` it trims the region, until the last owner has dropped it. A
-/// refused thread spawn leaves the allocator without background trimming
-/// (advice, like huge pages), not without an allocator.
+/// `interval` it trims the region, until the last owner has dropped it; the
+/// owner's drop wakes it, so it exits at once rather than at the end of its
+/// interval. A refused thread spawn leaves the allocator without background
+/// trimming (advice, like huge pages), not without an allocator.
 #[cfg(not(lockfree_slab_loom))]
-pub(crate) fn spawn_background(owner: std::sync::Weak<crate::region::RegionOwner>, interval: core::time::Duration) {
-    let _ = std::thread::Builder::new().name("lockfree-slab-trim".into()).spawn(move || loop {
-        std::thread::sleep(interval);
+pub(crate) fn spawn_background(owner: &std::sync::Arc<crate::region::RegionOwner>, interval: core::time::Duration) {
+    let weak = std::sync::Arc::downgrade(owner);
+    let spawned = std::thread::Builder::new().name("lockfree-trim".into()).spawn(move || loop {
+        if !sleep_while_alive(&weak, interval) {
+            return;
+        }
         // The strong reference keeps the region mapped while this trim
-        // runs; once the allocator is gone, the upgrade fails and we exit.
-        let Some(owner) = owner.upgrade() else { return };
+        // runs; if it turns out to be the last, dropping it unmaps the
+        // region (and wakes this thread, which then finds it gone).
+        let Some(owner) = weak.upgrade() else { return };
         trim_region(owner.region(), Geometry::NATIVE);
     });
+    if let Ok(handle) = spawned {
+        owner.set_trimmer(handle.thread().clone());
+    }
+}
+
+/// Parks until `interval` has passed (true) or the owner is gone (false).
+/// Spurious wake-ups park again; the owner's drop unparks after its strong
+/// count reached zero, and an unpark that comes before the park is kept by
+/// the thread's token, so the exit is never missed.
+#[cfg(not(lockfree_slab_loom))]
+fn sleep_while_alive(owner: &std::sync::Weak<crate::region::RegionOwner>, interval: core::time::Duration) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        if owner.strong_count() == 0 {
+            return false;
+        }
+        let elapsed = start.elapsed();
+        if elapsed >= interval {
+            return true;
+        }
+        std::thread::park_timeout(interval - elapsed);
+    }
 }
 
 /// Releases the pages of `pool`'s span that hold only blocks on its stack

@@ -324,13 +324,14 @@ fn populated_capacity_beyond_the_frontier_stays_committed() {
     assert_eq!((report.released_bytes, report.free_page_bytes), (16 * 4096, 16 * 4096), "{report}");
 }
 
-/// Threads of this process named `lockfree-slab-trim`.
+/// Threads of this process named `lockfree-trim` (the background trim
+/// threads; a thread's name is at most 15 bytes on Linux, which it fits).
 fn background_trim_threads() -> usize {
     std::fs::read_dir("/proc/self/task")
         .map(|tasks| {
             tasks
                 .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-                .filter(|name| name.trim() == "lockfree-slab-trim")
+                .filter(|name| name.trim_end() == "lockfree-trim")
                 .count()
         })
         .unwrap_or(0)
@@ -345,8 +346,13 @@ fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// The background-trim tests count this process's trim threads: one at a
+/// time.
+static ONE_BACKGROUND_TEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn background_trim_gives_memory_back_and_stops_with_the_allocator() {
+    let _one = ONE_BACKGROUND_TEST.lock().unwrap_or_else(|e| e.into_inner());
     let layout = Layout::from_size_align(64, 8).unwrap();
     let slab = SlabAllocator::builder()
         .size_classes(&[64])
@@ -381,6 +387,29 @@ fn background_trim_gives_memory_back_and_stops_with_the_allocator() {
     let stats = slab.stats();
     assert!(stats.is_consistent(), "{stats}");
     assert_eq!(stats.totals.in_use, 0);
+    assert_eq!(background_trim_threads(), 1, "the allocator's trim thread is counted");
     drop(slab);
     eventually("the trim thread's exit after the allocator dropped", || background_trim_threads() == 0);
+}
+
+#[test]
+fn dropping_the_allocator_ends_its_trim_thread_whatever_the_interval() {
+    let _one = ONE_BACKGROUND_TEST.lock().unwrap_or_else(|e| e.into_inner());
+    assert_eq!(background_trim_threads(), 0);
+    for round in 0..500 {
+        let slab = SlabAllocator::builder()
+            .size_classes(&[64])
+            .capacity(1 << 16)
+            .background_trim(lockfree_slab::MAX_TRIM_INTERVAL)
+            .build()
+            .unwrap();
+        let p = slab.allocate(Layout::from_size_align(64, 8).unwrap()).unwrap();
+        // SAFETY: allocated just above with this layout, freed once.
+        unsafe { slab.deallocate(p, Layout::from_size_align(64, 8).unwrap()) };
+        if round == 0 {
+            eventually("the first trim thread's start", || background_trim_threads() == 1);
+        }
+    }
+    // 500 threads parked for a day each, unless dropping woke them.
+    eventually("every trim thread's exit after its allocator dropped", || background_trim_threads() == 0);
 }
