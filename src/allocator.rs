@@ -232,12 +232,14 @@ impl SlabAllocator {
     /// it, or if it failed, the system allocator serves the request.
     #[cold]
     #[inline(never)]
-    fn allocate_unready(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    fn allocate_unready<R: OnMisuse>(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        // The caller's policy goes on: under `GlobalAlloc` a report here must
+        // abort, never unwind.
         if self.state.load(Ordering::Acquire) == UNINIT && self.initialise() {
-            return self.allocate(layout);
+            return self.allocate_with::<R>(layout);
         }
         if self.is_ready() {
-            return self.allocate(layout);
+            return self.allocate_with::<R>(layout);
         }
         // INITIALIZING or FAILED. (Consulting the configured fallback here
         // would allocate, and so recurse: the system serves these.)
@@ -284,7 +286,7 @@ impl SlabAllocator {
         // Every way off the hot path is a tail call to a cold function, so
         // this one needs no stack frame when it is not inlined.
         let Some(hot) = self.ready_hot() else {
-            return self.allocate_unready(layout);
+            return self.allocate_unready::<R>(layout);
         };
         let Some(class) = hot.class_for(layout.size(), layout.align()) else {
             return self.allocate_unclassed(layout);
@@ -972,6 +974,54 @@ mod tests {
         assert_eq!(p, q, "the intact block is handed out again");
         // SAFETY: allocated above.
         unsafe { slab.deallocate(q, l(64)) };
+    }
+
+    /// Every path that can report misuse reports with the policy its caller
+    /// passed: `GlobalAlloc` passes `Abort` to these same functions, so no
+    /// path reachable from it can unwind. Driven here with a policy whose
+    /// report carries a marker, on each entry point `GlobalAlloc` uses, the
+    /// unready path (a request that saw the allocator before it was READY)
+    /// included.
+    #[test]
+    fn misuse_is_reported_with_the_callers_policy_on_every_path() {
+        use checks::{Marked, PanicMarked};
+        let slab = SlabAllocator::builder()
+            .size_classes(&[16, 64])
+            .capacity(16 * 8 + 64 * 8)
+            .split(&[20, 80])
+            .cache_depth(2)
+            .fallback(Fallback::Error)
+            .checks(true)
+            .build()
+            .unwrap();
+        let marked = |what: &str, f: &dyn Fn()| {
+            let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err(what);
+            let report = payload.downcast::<Marked>().unwrap_or_else(|_| panic!("{what}: reported with another policy"));
+            assert!(report.0.contains("lockfree-slab checks"), "{what}: {}", report.0);
+        };
+        // A block written after its free: the next allocation of its class
+        // reports it, on the unready path as on the normal one.
+        let corrupt = || {
+            let p = slab.allocate(l(64)).unwrap();
+            // SAFETY: allocated above with l(64), freed once.
+            unsafe { slab.deallocate(p, l(64)) };
+            // SAFETY: (not: the write after free under test; the block is
+            // still mapped and nobody else uses it.)
+            unsafe { p.as_ptr().write(7) };
+        };
+        corrupt();
+        marked("allocate_unready", &|| drop(slab.allocate_unready::<PanicMarked>(l(64))));
+        corrupt();
+        marked("allocate_with", &|| drop(slab.allocate_with::<PanicMarked>(l(64))));
+        corrupt();
+        marked("allocate_zeroed_with", &|| drop(slab.allocate_zeroed_with::<PanicMarked>(l(64))));
+        let p = slab.allocate(l(16)).unwrap();
+        // SAFETY: allocated above with l(16), freed once.
+        unsafe { slab.deallocate(p, l(16)) };
+        // SAFETY: (not: the double free and the resize of a freed block
+        // under test; both are reported before anything is touched.)
+        marked("deallocate_with", &|| unsafe { slab.deallocate_with::<PanicMarked>(p, l(16)) });
+        marked("resize_in_place_with", &|| drop(slab.resize_in_place_with::<PanicMarked>(p, l(8))));
     }
 
     #[test]

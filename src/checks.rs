@@ -172,6 +172,24 @@ impl OnMisuse for Abort {
     }
 }
 
+/// Test-only: reports by unwinding with a [`Marked`] payload, so a test can
+/// tell that a report came from the policy it passed in, on whatever path
+/// the misuse was found (`GlobalAlloc` passes [`Abort`] the same way).
+#[cfg(test)]
+pub(crate) enum PanicMarked {}
+
+/// The payload of a [`PanicMarked`] report: the message.
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct Marked(pub(crate) String);
+
+#[cfg(test)]
+impl OnMisuse for PanicMarked {
+    fn report(misuse: Misuse) -> ! {
+        std::panic::panic_any(Marked(misuse.to_string()))
+    }
+}
+
 /// A fixed buffer that formats without allocating.
 struct StackMessage {
     bytes: [u8; 320],
