@@ -252,7 +252,9 @@ impl ClassPool {
     /// backoff: the only place a thread waits for another, on a path that
     /// would otherwise fail. The hot path and the refills that find blocks
     /// never come here. The trimming thread never waits for itself: it
-    /// allocates nothing while it holds a class's blocks.
+    /// allocates nothing while it holds a class's blocks. And the trim is
+    /// always a live thread's: a fork child never inherits one in flight
+    /// (`fork.rs`).
     #[cold]
     pub(crate) fn retry_while_trimmed<T>(&self, mut attempt: impl FnMut() -> Option<T>) -> Option<T> {
         // Acquire (here and below): pairs with the Release in `end_trim`, so

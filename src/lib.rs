@@ -7,6 +7,7 @@ mod carver; //         bump frontier over never-used blocks
 mod checks; //         misuse detection: block states, poison, reports
 mod class_pool; //     one class's shared state: stack + carver + geometry
 mod config; //         Builder, Profile, Fallback, ConfigError
+mod fork; //           trims and fork exclude each other (pthread_atfork)
 mod global; //         GlobalAlloc and allocator_api2::Allocator glue
 mod growth; //         further reservations when a class runs dry
 mod lazy; //         const construction, once-only initialisation

@@ -1,7 +1,8 @@
 //! The one door to the operating system: reserve, pre-commit and release
 //! address space, and give the physical memory of a range back while
-//! keeping its addresses ([`discard`], for `trim`). No other module calls
-//! `mmap`, `madvise`, `mincore` or `munmap`.
+//! keeping its addresses ([`discard`], for `trim`), and register fork
+//! handlers ([`at_fork`]). No other module calls `mmap`, `madvise`,
+//! `mincore`, `munmap` or `pthread_atfork`.
 //!
 //! Under Miri and loom, which cannot run `mmap`, a stand-in takes a zeroed,
 //! page-aligned allocation from the system allocator with the same contract
@@ -198,6 +199,14 @@ mod imp {
         }
         resident * super::PAGE
     }
+
+    /// Registers `pthread_atfork` handlers for the whole process; `false`
+    /// if libc refused (out of memory).
+    pub(crate) fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) -> bool {
+        // SAFETY: the handlers are plain functions that live as long as the
+        // process and only touch atomics.
+        unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) == 0 }
+    }
 }
 
 #[cfg(any(miri, lockfree_slab_loom))]
@@ -258,9 +267,13 @@ mod imp {
         unsafe { core::ptr::write_bytes(ptr, 0, len) };
         len
     }
+    /// Miri and loom cannot fork: nothing to register, and that is success.
+    pub(crate) fn at_fork(_prepare: extern "C" fn(), _parent: extern "C" fn(), _child: extern "C" fn()) -> bool {
+        true
+    }
 }
 
-pub(crate) use imp::{advise_huge_pages, discard, populate, release, reserve};
+pub(crate) use imp::{advise_huge_pages, at_fork, discard, populate, release, reserve};
 
 /// A private, zero-filled scratch mapping, returned to the OS when dropped:
 /// the trim's bitmap. It comes from [`reserve`], never from a Rust

@@ -69,7 +69,8 @@
 //!   untouched and stay lock-free; a thread waits only where it would
 //!   otherwise have failed. The trimming thread allocates nothing while it
 //!   holds blocks (scratch and `mincore` buffers are its own), so it never
-//!   waits for itself.
+//!   waits for itself; and `fork` waits for trims in flight (`fork.rs`), so
+//!   a child never inherits a trim that nobody will finish.
 //! - *Concurrent trims* of one class each detach a disjoint set of blocks
 //!   (a later detach gets what the earlier one already pushed back) and
 //!   release only pages covered entirely by their own set: correct, merely
@@ -234,6 +235,11 @@ pub(crate) fn trim_class(pool: &ClassPool, geometry: Geometry) -> TrimReport {
     if pool.stack.looks_empty() || span % geometry.page != 0 {
         return TrimReport::default();
     }
+    // Held until after `held` below has pushed everything back: no fork
+    // child inherits this trim half done (`fork.rs`).
+    let Some(_no_fork) = crate::fork::TrimPass::enter() else {
+        return TrimReport::default();
+    };
     // Step 1. The frontier bounds the bitmap; blocks carved after this read
     // are handled as "late" below. Relaxed (inside `carved`) is enough: the
     // value only sizes the scan, and no block is released because of it.
