@@ -175,15 +175,15 @@ impl OnMisuse for Abort {
 /// Test-only: reports by unwinding with a [`Marked`] payload, so a test can
 /// tell that a report came from the policy it passed in, on whatever path
 /// the misuse was found (`GlobalAlloc` passes [`Abort`] the same way).
-#[cfg(test)]
+#[cfg(all(test, not(lockfree_slab_loom)))]
 pub(crate) enum PanicMarked {}
 
 /// The payload of a [`PanicMarked`] report: the message.
-#[cfg(test)]
+#[cfg(all(test, not(lockfree_slab_loom)))]
 #[derive(Debug)]
 pub(crate) struct Marked(pub(crate) String);
 
-#[cfg(test)]
+#[cfg(all(test, not(lockfree_slab_loom)))]
 impl OnMisuse for PanicMarked {
     fn report(misuse: Misuse) -> ! {
         std::panic::panic_any(Marked(misuse.to_string()))

@@ -268,12 +268,16 @@ mod imp {
         len
     }
     /// Miri and loom cannot fork: nothing to register, and that is success.
+    /// (The loom build has no fork gate at all.)
+    #[cfg_attr(lockfree_slab_loom, allow(dead_code))]
     pub(crate) fn at_fork(_prepare: extern "C" fn(), _parent: extern "C" fn(), _child: extern "C" fn()) -> bool {
         true
     }
 }
 
-pub(crate) use imp::{advise_huge_pages, at_fork, discard, populate, release, reserve};
+#[cfg_attr(lockfree_slab_loom, allow(unused_imports))]
+pub(crate) use imp::at_fork;
+pub(crate) use imp::{advise_huge_pages, discard, populate, release, reserve};
 
 /// A private, zero-filled scratch mapping, returned to the OS when dropped:
 /// the trim's bitmap. It comes from [`reserve`], never from a Rust
