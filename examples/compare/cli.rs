@@ -41,7 +41,7 @@ FLAGS:
                           [default: 200000; --quick: 10000]
     --blocks N            live blocks for the memory workload
                           [default: 1000000; --quick: 100000]
-    --out DIR             results folder [default: results/<UTC timestamp>
+    --out DIR             results folder [default: results/<Unix seconds>
                           under the crate root]
     -h, --help            this text
 
