@@ -1,3 +1,4 @@
+// Own test binary: its process-wide panic hook silences `lockfree-slab checks:` panics, also other tests' false alarms.
 //! The safety net (`Builder::checks`): one test per kind of misuse, each
 //! checking the message; racing double frees; a write after free caught by
 //! the poison; no false alarm under concurrent valid use; and `GlobalAlloc`

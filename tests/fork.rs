@@ -1,3 +1,4 @@
+// Own test binary: it forks 240 times, and each child copies every thread of the process at that moment.
 //! `fork` from a multi-threaded process: whatever the parent's other threads
 //! were doing inside the allocator — trimming, growing, churning through the
 //! caches and the shared stacks — the child allocates, frees and exits.

@@ -1,3 +1,4 @@
+// Own test binary: the slab is this process's #[global_allocator], and the test measures the whole live set.
 //! lockfree-slab as the `#[global_allocator]` of a whole program: this test
 //! binary. Every allocation of the binary — libtest's, std's, the threads',
 //! the collections' — goes through `GLOBAL`.

@@ -1,3 +1,4 @@
+// Own test binary: it lowers RLIMIT_AS, which limits the whole process.
 //! `mmap` failure is a typed error, not a panic: with the process's address
 //! space limited (RLIMIT_AS), building a pool that does not fit answers
 //! `ConfigError::ReserveFailed` with a message that says what to change.

@@ -1,3 +1,4 @@
+// Own test binary: it compares the process's RSS to the page, so nothing may allocate or free beside it.
 //! RSS drops by what `trim` reports. RSS is per process, so this binary holds
 //! exactly one test (nothing else allocates or frees beside it).
 //!

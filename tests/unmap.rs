@@ -1,3 +1,4 @@
+// Own test binary: it reads /proc/self/maps, where a parallel test's region could reuse a range just unmapped.
 //! Dropping an allocator returns its region to the OS, also while another
 //! thread still has a cache registered for it (that thread's exit flush must
 //! then notice the allocator is gone and touch nothing).

@@ -1,3 +1,4 @@
+// Own test binary: it has its own #[global_allocator] and re-executes itself to run the workload on System.
 //! The real-program workload (`examples/workload/mod.rs`: serde_json and
 //! regex on several threads) gives the same digest on lockfree-slab as on the
 //! system allocator.

@@ -3,14 +3,12 @@
 //! capacity, realloc of an extension block, and the checks on extension
 //! blocks.
 
-mod common;
-
 use std::alloc::{GlobalAlloc, Layout};
 use std::ptr::NonNull;
 use std::sync::{mpsc, Arc};
 use std::thread;
 
-use common::{check, fill, LiveSet, Rng};
+use crate::common::{check, fill, LiveSet, Rng};
 use lockfree_slab::{Fallback, SlabAllocator};
 
 const L64: Layout = match Layout::from_size_align(64, 8) {

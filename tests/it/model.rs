@@ -7,13 +7,11 @@
 //! block is checked against a shadow map for overlap and its contents are
 //! verified when it is freed; the statistics must match the model.
 
-mod common;
-
 use std::alloc::Layout;
 use std::collections::BTreeMap;
 use std::ptr::NonNull;
 
-use common::{check, fill};
+use crate::common::{check, fill};
 use lockfree_slab::{Fallback, SlabAllocator};
 use proptest::prelude::*;
 

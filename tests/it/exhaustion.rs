@@ -3,11 +3,9 @@
 //! system allocator, and `deallocate` routes them back by address. Requests
 //! no class can hold, and zero-size requests, get the documented answers.
 
-mod common;
-
 use std::alloc::Layout;
 
-use common::{check, fill, LiveSet};
+use crate::common::{check, fill, LiveSet};
 use lockfree_slab::{Fallback, SlabAllocator};
 
 fn layout(size: usize, align: usize) -> Layout {

@@ -9,14 +9,12 @@
 //! `LFS_STRESS_OPS` sets the operations per thread (default 40 000); the
 //! ThreadSanitizer job lowers it.
 
-mod common;
-
 use std::alloc::Layout;
 use std::ptr::NonNull;
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 
-use common::{check, fill, LiveSet, Rng};
+use crate::common::{check, fill, LiveSet, Rng};
 use lockfree_slab::{Builder, Fallback, SlabAllocator};
 
 struct Block {
@@ -137,7 +135,7 @@ fn assert_nothing_lost(slab: &SlabAllocator) {
         assert_eq!(c.in_caches, 0, "{} B class: exited threads left blocks cached\n{stats}", c.block_size);
         assert_eq!(c.allocations, c.frees);
     }
-    common::assert_every_class_hands_out_its_capacity(slab);
+    crate::common::assert_every_class_hands_out_its_capacity(slab);
     slab.flush_thread_cache();
     let stats = slab.stats();
     assert!(stats.is_consistent(), "{stats}");

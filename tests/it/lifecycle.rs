@@ -2,13 +2,11 @@
 //! cached, allocators dropped while other threads still hold caches for them,
 //! more threads than cache slots, and `populate`.
 
-mod common;
-
 use std::alloc::Layout;
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use common::{small_slab as small, LiveSet, L32};
+use crate::common::{small_slab as small, LiveSet, L32};
 use lockfree_slab::{Fallback, SlabAllocator};
 
 #[test]

@@ -5,7 +5,7 @@
 //!
 //! - `LFS_FUZZ_CASES=N`: how many random programs (default 3000).
 //! - `LFS_FUZZ_SEED=S`: another seed, for a longer search without cargo-fuzz
-//!   (e.g. `LFS_FUZZ_CASES=1000000 LFS_FUZZ_SEED=$RANDOM cargo test --test fuzz_smoke`).
+//!   (e.g. `LFS_FUZZ_CASES=1000000 LFS_FUZZ_SEED=$RANDOM cargo test --test it fuzz_smoke`).
 //! - `LFS_FUZZ_INPUT=PATH`: run only this input file (or every file in this
 //!   directory), e.g. a crash that `cargo fuzz` saved.
 //!
@@ -13,7 +13,7 @@
 //! and its path printed, so it can be replayed with `LFS_FUZZ_INPUT` or
 //! `cargo fuzz run --fuzz-dir tests/fuzz slab PATH`.
 
-#[path = "fuzz/driver.rs"]
+#[path = "../fuzz/driver.rs"]
 mod driver;
 
 use std::panic;
@@ -91,7 +91,7 @@ fn random_programs_match_the_model() {
             std::fs::write(&path, &data).unwrap();
             panic!(
                 "program {case} of seed {seed:#x} failed (message above); saved to {0}\n\
-                 replay: LFS_FUZZ_INPUT={0} cargo test --test fuzz_smoke -- --nocapture",
+                 replay: LFS_FUZZ_INPUT={0} cargo test --test it fuzz_smoke -- --nocapture",
                 path.display()
             );
         }

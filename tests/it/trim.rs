@@ -5,15 +5,13 @@
 //! `tests/trim_rss.rs`: RSS is per process, so no other test may run beside
 //! it.)
 
-mod common;
-
 use std::alloc::Layout;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use common::{check, fill, LiveSet, Rng};
+use crate::common::{check, fill, LiveSet, Rng};
 use lockfree_slab::{Fallback, SlabAllocator, TrimReport};
 
 struct Block {
@@ -72,7 +70,7 @@ fn assert_nothing_lost(slab: &SlabAllocator) {
         assert_eq!(c.in_caches, 0, "{} B class: blocks still cached\n{stats}", c.block_size);
         assert_eq!(c.free_in_stack, c.carved, "{} B class: free blocks missing\n{stats}", c.block_size);
     }
-    common::assert_every_class_hands_out_its_capacity(slab);
+    crate::common::assert_every_class_hands_out_its_capacity(slab);
 }
 
 /// Four workers allocate, fill, check and free blocks of four classes (one
