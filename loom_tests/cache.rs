@@ -8,7 +8,7 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::{assert_all_blocks, check, PoolFixture};
-use crate::thread_cache::{CacheArea, CacheGeometry, Magazine, SlotPtr};
+use crate::cache::{CacheArea, CacheGeometry, Magazine, SlotPtr};
 
 /// One class, one cache slot (claimed), over a pool of `capacity` blocks.
 struct CacheFixture {

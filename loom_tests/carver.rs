@@ -6,7 +6,7 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::{assert_all_blocks, check, PoolFixture};
-use crate::carver::Carver;
+use crate::class::carver::Carver;
 
 /// Two threads carve batches of two from three blocks: the ranges are
 /// disjoint, cover the capacity, and the overshoot of the frontier is

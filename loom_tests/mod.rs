@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
 use std::sync::Arc as StdArc;
 use std::time::Instant;
 
-use crate::checks::BlockStates;
-use crate::class_pool::ClassPool;
+use crate::class::stack::{TaggedStack, NIL};
+use crate::class::states::BlockStates;
+use crate::class::ClassPool;
 use crate::sync::{AtomicU32, AtomicU8};
-use crate::tagged_stack::{TaggedStack, NIL};
 
 mod arena; //     the bump arena's cursor: fetch_add, rollback and CAS paths near exhaustion
 mod cache; //     magazine refill / flush racing with another thread's frees

@@ -5,7 +5,7 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::{assert_all_blocks, check, StackFixture};
-use crate::tagged_stack::NIL;
+use crate::class::stack::NIL;
 
 /// Two threads each pop a block, push it back and pop again, on a stack of
 /// three: no block is lost or handed to both.

@@ -37,7 +37,7 @@
 //! only if it hits poison that is still there.
 //!
 //! **Cost, and no cost.** A checked allocator's hot-path id never matches a
-//! thread's registry entry (see [`CHECKED_ID`]), so every one of its
+//! thread's registry entry (see `region::CHECKED_ID`), so every one of its
 //! operations takes the cold path, which does the checks around the same
 //! thread caches and stacks. An unchecked allocator never reads the setting:
 //! its hot path is the same instructions as without this module.
@@ -58,25 +58,9 @@
 use core::fmt;
 use core::ptr::NonNull;
 
-use crate::class_pool::ClassPool;
+use crate::class::states::{FREED, FRESH, LIVE, TRIMMED};
+use crate::class::ClassPool;
 use crate::sync::{AtomicU8, Ordering};
-
-/// Set in a checked allocator's hot-path id and in no thread's registry
-/// entry (region ids count up from 1 and never reach it), so the hot path's
-/// front-entry compare always fails and sends the operation to the cold,
-/// checked path.
-pub(crate) const CHECKED_ID: u64 = 1 << 63;
-
-/// The state of a block that was never handed out; zero, so a fresh
-/// reservation starts with every block in it.
-pub(crate) const FRESH: u8 = 0;
-/// Handed out and not freed since.
-pub(crate) const LIVE: u8 = 1;
-/// Freed: on a stack or in a magazine, filled with poison.
-pub(crate) const FREED: u8 = 2;
-/// Freed, and some of its pages given back to the OS by a trim: its bytes
-/// are poison or zero, so handing it out again verifies nothing.
-pub(crate) const TRIMMED: u8 = 3;
 
 /// The byte freed blocks are filled with.
 pub(crate) const POISON: u8 = 0xDF;
@@ -213,40 +197,7 @@ impl fmt::Write for StackMessage {
 
 impl StackMessage {
     fn write_to_stderr(&self) {
-        let mut written = 0;
-        while written < self.len {
-            // SAFETY: the pointer and length describe initialised bytes of
-            // `self.bytes`; fd 2 is stderr (a closed fd makes write fail,
-            // which ends the loop).
-            let n = unsafe { libc::write(2, self.bytes[written..].as_ptr().cast(), self.len - written) };
-            if n <= 0 {
-                return;
-            }
-            written += n as usize;
-        }
-    }
-}
-
-/// The per-block states of one class: `capacity` bytes in the region.
-#[derive(Clone, Copy)]
-pub(crate) struct BlockStates {
-    first: *const AtomicU8,
-}
-
-impl BlockStates {
-    /// No states: checks are off.
-    pub(crate) const NONE: BlockStates = BlockStates { first: core::ptr::null() };
-
-    /// # Safety
-    ///
-    /// `first` points to one initialised `AtomicU8` per block of the class,
-    /// which live as long as every user of this value.
-    pub(crate) unsafe fn new(first: *const AtomicU8) -> Self {
-        BlockStates { first }
-    }
-
-    pub(crate) fn is_enabled(self) -> bool {
-        !self.first.is_null()
+        crate::os::write_stderr(&self.bytes[..self.len]);
     }
 }
 
@@ -307,8 +258,8 @@ fn block_state(pool: &ClassPool, class: usize, ptr: NonNull<u8>) -> Result<&Atom
         return Err(misuse(MisuseKind::NeverAllocated, class, pool, ptr.as_ptr()));
     }
     // SAFETY: checks are on (the caller's region has states); index <
-    // carved <= capacity.
-    Ok(unsafe { &*states.first.add(index) })
+    // carved <= capacity; the states live in the region that holds `pool`.
+    Ok(unsafe { states.get(index) })
 }
 
 /// [`on_free`]'s check: the `LIVE → FREED` transition, then the poison.
@@ -361,8 +312,9 @@ pub(crate) fn on_trimmed(pool: &ClassPool, first: usize, end: usize) {
     }
     for index in first..end {
         // SAFETY: checks are on; the trim holds these blocks, all below the
-        // frontier it read, so below the capacity.
-        let state = unsafe { &*states.first.add(index) };
+        // frontier it read, so below the capacity; the states live in the
+        // region that holds `pool`.
+        let state = unsafe { states.get(index) };
         // Relaxed: the trim holds the block (it is on no stack and in no
         // magazine); the Release push that gives it back publishes this.
         state.store(TRIMMED, Ordering::Relaxed);

@@ -520,8 +520,12 @@ impl Builder {
             return Err(ConfigError::InvalidCachedThreads { threads: cached_threads });
         }
         match self.trim_interval {
-            Some(interval) if interval < MIN_TRIM_INTERVAL => return Err(ConfigError::TrimIntervalTooShort { interval }),
-            Some(interval) if interval > MAX_TRIM_INTERVAL => return Err(ConfigError::TrimIntervalTooLong { interval }),
+            Some(interval) if interval < MIN_TRIM_INTERVAL => {
+                return Err(ConfigError::TrimIntervalTooShort { interval })
+            }
+            Some(interval) if interval > MAX_TRIM_INTERVAL => {
+                return Err(ConfigError::TrimIntervalTooLong { interval })
+            }
             _ => {}
         }
         if self.growth > MAX_GROWTH {
@@ -541,12 +545,6 @@ impl Builder {
             growth: self.growth,
             trim_interval: self.trim_interval,
         })
-    }
-
-    /// Validates the configuration and reserves the pool.
-    pub fn build(self) -> Result<crate::SlabAllocator, ConfigError> {
-        let config = self.validate()?;
-        crate::SlabAllocator::from_config(&config)
     }
 }
 

@@ -1,8 +1,9 @@
 //! The one door to the operating system: reserve, pre-commit and release
 //! address space, and give the physical memory of a range back while
 //! keeping its addresses ([`discard`], for `trim`), and register fork
-//! handlers ([`at_fork`]). No other module calls `mmap`, `madvise`,
-//! `mincore`, `munmap` or `pthread_atfork`.
+//! handlers ([`at_fork`]), and write the checks' abort message to stderr
+//! ([`write_stderr`]). No other module calls `mmap`, `madvise`, `mincore`,
+//! `munmap`, `pthread_atfork` or `write` (`.clippy.toml` enforces it).
 //!
 //! Under Miri and loom, which cannot run `mmap`, a stand-in takes a zeroed,
 //! page-aligned allocation from the system allocator with the same contract
@@ -15,6 +16,9 @@
 //!
 //! Nothing here allocates through the Rust global allocator, so the crate can
 //! itself be the `#[global_allocator]` without recursing.
+
+// This module is the door that `.clippy.toml` keeps every other one from.
+#![allow(clippy::disallowed_methods)]
 
 /// The page size this crate assumes for alignment and populate (x86_64 and
 /// aarch64 Linux base pages).
@@ -278,6 +282,23 @@ mod imp {
 #[cfg_attr(lockfree_slab_loom, allow(unused_imports))]
 pub(crate) use imp::at_fork;
 pub(crate) use imp::{advise_huge_pages, discard, populate, release, reserve};
+
+/// Writes `bytes` to stderr without allocating (the misuse checks' abort
+/// message: the global allocator may be the one that found the misuse). A
+/// closed or failing stderr ends the write; nothing is reported.
+pub(crate) fn write_stderr(bytes: &[u8]) {
+    let mut written = 0;
+    while written < bytes.len() {
+        // SAFETY: the pointer and length describe initialised bytes of
+        // `bytes`; fd 2 is stderr (a closed fd makes write fail, which ends
+        // the loop).
+        let n = unsafe { libc::write(2, bytes[written..].as_ptr().cast(), bytes.len() - written) };
+        if n <= 0 {
+            return;
+        }
+        written += n as usize;
+    }
+}
 
 /// A private, zero-filled scratch mapping, returned to the OS when dropped:
 /// the trim's bitmap. It comes from [`reserve`], never from a Rust

@@ -31,14 +31,20 @@
 
 use core::ptr::NonNull;
 
-use crate::checks::{BlockStates, CHECKED_ID};
-use crate::class_pool::ClassPool;
+use crate::cache::{CacheArea, CacheGeometry};
+use crate::class::states::BlockStates;
+use crate::class::ClassPool;
 use crate::config::{ConfigError, Fallback, ValidConfig};
 use crate::growth::Extensions;
 use crate::os::{self, PAGE};
 use crate::size_class::{build_tables, ClassLookup};
 use crate::sync::{AtomicU32, AtomicU64, AtomicU8, CachePadded, Ordering};
-use crate::thread_cache::{CacheArea, CacheGeometry};
+
+/// Set in a checked allocator's hot-path id and in no thread's registry
+/// entry (region ids count up from 1 and never reach it), so the hot path's
+/// front-entry compare always fails and sends the operation to the cold,
+/// checked path.
+pub(crate) const CHECKED_ID: u64 = 1 << 63;
 
 /// Counters for requests that no class serves (too large, over-aligned).
 #[derive(Default)]

@@ -98,15 +98,15 @@
 //! a huge page splits it.
 //!
 //! [`SlabAllocator::trim`]: crate::SlabAllocator::trim
-//! [`TaggedStack::take_all`]: crate::tagged_stack::TaggedStack::take_all
-//! [`ClassPool::retry_while_trimmed`]: crate::class_pool::ClassPool::retry_while_trimmed
+//! [`TaggedStack::take_all`]: crate::class::stack::TaggedStack::take_all
+//! [`ClassPool::retry_while_trimmed`]: crate::class::ClassPool::retry_while_trimmed
 
 use core::fmt;
 
-use crate::class_pool::ClassPool;
+use crate::class::stack::Chain;
+use crate::class::ClassPool;
 use crate::os::{self, Scratch};
 use crate::region::Region;
-use crate::tagged_stack::Chain;
 
 /// What a [`SlabAllocator::trim`](crate::SlabAllocator::trim) gave back.
 ///
@@ -523,7 +523,13 @@ mod tests {
             // live until `drop` releases the reservation.
             let pool = unsafe {
                 crate::sync::init_zeroed_atomics(links, capacity as usize);
-                ClassPool::new(block, capacity, base.as_ptr().add(links_len), links, crate::checks::BlockStates::NONE)
+                ClassPool::new(
+                    block,
+                    capacity,
+                    base.as_ptr().add(links_len),
+                    links,
+                    crate::class::states::BlockStates::NONE,
+                )
             };
             Fixture { base, len, pool }
         }

@@ -5,7 +5,7 @@
 //! `(region id, slot, weak owner)` in a `const`-initialised thread-local with
 //! no destructor, so the hot path is one thread-local load and one compare
 //! against the front entry. On a miss the thread claims a slot in the
-//! region's [`SlotMap`](crate::thread_cache::SlotMap) and puts an entry in
+//! region's [`SlotMap`](crate::cache::SlotMap) and puts an entry in
 //! front; when the list is full, the least recently used entry is evicted
 //! (its magazines flushed, its slot released).
 //!
@@ -44,8 +44,8 @@
 use core::cell::Cell;
 use std::sync::{Arc, Weak};
 
+use crate::cache::SlotPtr;
 use crate::region::{Region, RegionOwner};
-use crate::thread_cache::SlotPtr;
 
 /// Allocators one thread caches for at once.
 const ENTRIES: usize = 8;

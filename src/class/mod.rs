@@ -18,10 +18,14 @@
 use core::ops::Range;
 use core::ptr::NonNull;
 
-use crate::carver::Carver;
-use crate::checks::BlockStates;
 use crate::sync::{AtomicU32, AtomicU64, Backoff, CachePadded, Ordering};
-use crate::tagged_stack::TaggedStack;
+use carver::Carver;
+use stack::TaggedStack;
+use states::BlockStates;
+
+pub(crate) mod carver;
+pub(crate) mod stack;
+pub(crate) mod states;
 
 /// Counters of the paths that already touch shared lines: the uncached path
 /// (threads without a cache) and fallbacks. Never written on a cache hit.

@@ -19,7 +19,7 @@
 
 use core::ptr::NonNull;
 
-use crate::class_pool::ClassPool;
+use crate::class::ClassPool;
 use crate::config::MAX_CACHED_THREADS;
 use crate::size_class::MAX_CLASSES;
 use crate::sync::{bump_owned, AtomicU32, AtomicU64, Ordering, ZeroableAtomic};
