@@ -9,7 +9,7 @@
 # missing; if that or the nightly toolchain is not available, it says so on
 # one line and exits 0 (the bounded run in `cargo test` still happened).
 # A crash fails CI; the input is saved under tests/fuzz/artifacts/slab/ and
-# the README's "Fuzzing" section says how to replay and minimise it.
+# docs/CORRECTNESS.md, "Fuzzing", says how to replay and minimise it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

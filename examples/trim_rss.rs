@@ -20,7 +20,7 @@
 //! baseline.
 //!
 //! ```sh
-//! cargo run --release --example trim_rss            # 1 GiB, as in the README
+//! cargo run --release --example trim_rss            # 1 GiB, as in docs/PERFORMANCE.md
 //! cargo run --release --example trim_rss -- --mib 64 # a quick run
 //! ```
 

@@ -15,7 +15,7 @@
 //! exits, so totals survive the thread.
 //!
 //! Which slot the *current* thread owns for a given allocator is the business
-//! of `thread_registry.rs`; this file only knows slots.
+//! of `slab/registry.rs`; this file only knows slots.
 
 use core::ptr::NonNull;
 

@@ -9,7 +9,7 @@
 //!   (its cache, a batch in flight) are simply not available in the child;
 //! - a first-use initialisation in flight leaves a lazily built allocator
 //!   `INITIALIZING` in the child, which then serves every request from the
-//!   system allocator (`lazy.rs`: nobody waits for it);
+//!   system allocator (`slab/lazy.rs`: nobody waits for it);
 //! - **a trim in flight** has detached a class's free blocks and marked the
 //!   class as being trimmed; a request that finds the class dry waits for
 //!   the trim to push them back (`ClassPool::retry_while_trimmed`). In the

@@ -12,7 +12,7 @@
 //! - the two size-class lookup tables (`size_class.rs`);
 //! - per class, one `AtomicU32` link per block (the stack's external links),
 //!   and with checks on, one `AtomicU8` state per block (`checks.rs`);
-//! - the thread-cache slots (`thread_cache.rs`);
+//! - the thread-cache slots (`cache.rs`);
 //! - the spans: every class owns one equal, power-of-two-sized span starting
 //!   at a page boundary, so a pointer's class is `(addr - spans_base) >>
 //!   span_shift` and a pointer past the last span is not ours. A class carves

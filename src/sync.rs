@@ -20,7 +20,7 @@ pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, At
 pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 /// The cells an allocator writes once, before publishing them with a Release
-/// store of its state (see `lazy.rs`). Always std's: they must be
+/// store of its state (see `slab/lazy.rs`). Always std's: they must be
 /// const-constructible for `SlabAllocator::new`, and the happens-before edge
 /// that protects them is the state atomic, which loom does model.
 pub(crate) use core::cell::UnsafeCell;

@@ -80,14 +80,11 @@
 //! change there is on the dry path. A trim of a class is O(free blocks +
 //! carved pages) with a bitmap of one bit per carved block (mapped for the
 //! trim and unmapped after it), plus, per run of releasable pages, one
-//! `mincore` call per 512 pages and one `madvise`. For 1 GiB of 64-byte
-//! blocks, the oldest 90 % of them free, that is about 0.12 s on the
-//! README's machine (`examples/trim_rss.rs`): half of it the pass over 15 M
-//! free blocks, half the kernel freeing 922 MiB of pages. Meanwhile the
+//! `mincore` call per 512 pages and one `madvise` (measured figures:
+//! docs/PERFORMANCE.md, `examples/trim_rss.rs`). Meanwhile the
 //! class's free blocks are unavailable from the detach until their chunk is
 //! pushed back (the highest chunk first, once the pass over the detached
-//! list is done: tens of milliseconds for 15 M free blocks, microseconds for
-//! a few thousand): allocations of that class carve fresh blocks if the
+//! list is done): allocations of that class carve fresh blocks if the
 //! class has any left, or wait on the dry path for the next chunk.
 //!
 //! **`MADV_DONTNEED`, not `MADV_FREE`.** With `MADV_FREE` the kernel takes

@@ -46,7 +46,7 @@ use crate::AllocError;
 
 impl SlabAllocator {
     /// The current thread's cache slot, looked up or claimed (see
-    /// `thread_registry.rs`); the cold half of the lookup.
+    /// `registry.rs`); the cold half of the lookup.
     #[inline]
     pub(super) fn slot(&self) -> Option<SlotPtr> {
         let region = self.region();
