@@ -465,7 +465,7 @@ impl Builder {
     /// Blocks of the extra reservations are found from their address in
     /// O(1) (one compare per reservation, at most [`MAX_GROWTH`]); they do
     /// not pass through the thread caches, so each of their operations costs
-    /// an atomic on the shared stack (see docs/CONFIGURATION.md, "Growth").
+    /// an atomic on the shared stack (see docs/CONFIGURATION.md, "Growing past the first reservation").
     pub fn growth(mut self, extensions: usize) -> Self {
         self.growth = extensions;
         self
