@@ -31,10 +31,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use lockfree_slab::{Fallback, SlabAllocator};
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 
 #[path = "common/mod.rs"]
 mod common;
-use common::Rng;
 
 /// Block sizes; the working set holds as many blocks of each.
 const CLASSES: [usize; 4] = [64, 256, 1024, 4096];
@@ -54,7 +55,7 @@ fn working_set_bytes() -> usize {
 struct WorkingSet {
     slab: SlabAllocator,
     blocks: Vec<(NonNull<u8>, usize)>,
-    rng: Rng,
+    rng: SmallRng,
 }
 
 impl WorkingSet {
@@ -78,11 +79,11 @@ impl WorkingSet {
                 blocks.push((p, size));
             }
         }
-        WorkingSet { slab, blocks, rng: Rng::new(7) }
+        WorkingSet { slab, blocks, rng: SmallRng::seed_from_u64(7) }
     }
 
     fn pick(&mut self) -> usize {
-        (self.rng.next() % self.blocks.len() as u64) as usize
+        self.rng.random_range(0..self.blocks.len())
     }
 
     /// One word at a random offset of `STEPS` random blocks.
@@ -90,7 +91,7 @@ impl WorkingSet {
         for _ in 0..STEPS {
             let i = self.pick();
             let (p, size) = self.blocks[i];
-            let offset = (self.rng.next() as usize % size) & !7;
+            let offset = self.rng.random_range(0..size) & !7;
             // SAFETY: `offset + 8 <= size` (sizes are multiples of 8) and the
             // block is live; blocks are at least 8-aligned.
             unsafe {

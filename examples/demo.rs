@@ -12,6 +12,8 @@ use std::thread;
 use std::time::Instant;
 
 use lockfree_slab::{Profile, SlabAllocator};
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 
 /// A message living in the slab: a pointer, its length and a checksum.
 struct Message {
@@ -39,13 +41,10 @@ fn main() {
         let (tx, rx) = mpsc::sync_channel::<Vec<Message>>(64);
         let slab_p = Arc::clone(&slab);
         workers.push(thread::spawn(move || {
-            let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ p as u64;
+            let mut rng = SmallRng::seed_from_u64(p as u64);
             let mut batch = Vec::with_capacity(256);
             for i in 0..per_producer {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                let len = 16 + (rng % 1000) as usize;
+                let len = rng.random_range(16..1016);
                 let ptr = slab_p.allocate(layout(len)).expect("pool has room");
                 let mut sum = 0u64;
                 for k in 0..len {

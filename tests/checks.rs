@@ -13,8 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 use std::thread;
 
-use common::{check, fill, Rng};
+use common::{check, fill};
 use lockfree_slab::{Fallback, SlabAllocator};
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 
 const L64: Layout = match Layout::from_size_align(64, 8) {
     Ok(l) => l,
@@ -281,19 +283,19 @@ fn concurrent_valid_use_raises_no_false_alarm() {
             let slab = Arc::clone(&slab);
             let tx = tx.clone();
             thread::spawn(move || {
-                let mut rng = Rng(t + 1);
+                let mut rng = SmallRng::seed_from_u64(t + 1);
                 let mut mine = Vec::new();
                 for i in 0..20_000u64 {
                     let tag = t << 32 | i;
                     let Ok(p) = slab.allocate(L64) else { continue };
                     // SAFETY: ours.
                     unsafe { fill(p, 64, tag) };
-                    match rng.below(3) {
+                    match rng.random_range(0..3) {
                         0 => tx.send((p.as_ptr() as usize, tag)).unwrap(),
                         _ => mine.push((p, tag)),
                     }
                     if mine.len() > 32 {
-                        let (q, tag) = mine.swap_remove(rng.below(mine.len() as u64) as usize);
+                        let (q, tag) = mine.swap_remove(rng.random_range(0..mine.len()));
                         // SAFETY: ours, allocated with L64.
                         unsafe {
                             assert_eq!(check(q, 64, tag), Ok(()));

@@ -28,6 +28,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use lockfree_slab::{Fallback, SlabAllocator};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 // ---------------------------------------------------------------------------
 // The adapter
@@ -776,24 +778,6 @@ where
     })
 }
 
-/// A tiny xorshift64* generator: deterministic per thread, no dependencies.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    #[inline(always)]
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
 /// Live-object slots per thread in the mixed workload.
 pub const MIXED_SLOTS_PER_THREAD: usize = 1024;
 /// Steps between checks of the stop condition.
@@ -815,7 +799,7 @@ where
     let st = stop.clone();
     let run = run_threads(threads, &stop, duration, move |i, barrier| {
         let mut samples = samples_for(timed);
-        let mut rng = Rng::new(0x5EED + i as u64);
+        let mut rng = SmallRng::seed_from_u64(0x5EED + i as u64);
         let n = slots.len() as u64;
         barrier.wait();
         let start = Instant::now();
@@ -825,7 +809,8 @@ where
                 break;
             }
             for _ in 0..MIXED_ROUND {
-                let r = rng.next();
+                // One draw for both the size (high bits) and the slot.
+                let r = rng.next_u64();
                 let size = 16 + (r >> 40) as usize % 1009;
                 let l = layout(size);
                 let p = match samples.as_mut() {

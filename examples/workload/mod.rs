@@ -21,6 +21,8 @@
 
 use std::thread;
 
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 use regex::Regex;
 use serde_json::{json, Map, Value};
 
@@ -79,56 +81,40 @@ impl Fnv {
     }
 }
 
-/// xorshift64*: deterministic data from a seed.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn word(&mut self) -> String {
-        const SYLLABLES: [&str; 16] =
-            ["ka", "lo", "mi", "re", "tan", "vo", "shi", "qu", "ne", "zor", "pel", "ix", "um", "bra", "dy", "ost"];
-        let n = 1 + self.below(4);
-        (0..n).map(|_| SYLLABLES[self.below(16) as usize]).collect()
-    }
+/// A word of one to four syllables.
+fn word(rng: &mut SmallRng) -> String {
+    const SYLLABLES: [&str; 16] =
+        ["ka", "lo", "mi", "re", "tan", "vo", "shi", "qu", "ne", "zor", "pel", "ix", "um", "bra", "dy", "ost"];
+    let n = 1 + rng.random_range(0..4);
+    (0..n).map(|_| SYLLABLES[rng.random_range(0..SYLLABLES.len())]).collect()
 }
 
-fn record(rng: &mut Rng, i: usize) -> Value {
-    let tags: Vec<Value> = (0..rng.below(6)).map(|_| Value::String(rng.word())).collect();
+fn record(rng: &mut SmallRng, i: usize) -> Value {
+    let tags: Vec<Value> = (0..rng.random_range(0..6)).map(|_| Value::String(word(rng))).collect();
     let mut attrs = Map::new();
-    for _ in 0..rng.below(5) {
-        attrs.insert(rng.word(), json!(rng.below(1_000_000)));
+    for _ in 0..rng.random_range(0..5) {
+        attrs.insert(word(rng), json!(rng.random_range(0..1_000_000)));
     }
-    let history: Vec<Value> = (0..rng.below(4))
-        .map(|k| json!({ "step": k, "ok": rng.below(2) == 0, "note": format!("{} {}", rng.word(), rng.word()) }))
+    let history: Vec<Value> = (0..rng.random_range(0..4))
+        .map(|k| json!({ "step": k, "ok": rng.random_bool(0.5), "note": format!("{} {}", word(rng), word(rng)) }))
         .collect();
     json!({
         "id": i,
-        "name": format!("{}-{}", rng.word(), i),
-        "email": format!("{}.{}@{}.example", rng.word(), rng.word(), rng.word()),
-        "score": (rng.below(1_000_000) as f64) / 1000.0,
-        "active": rng.below(3) != 0,
+        "name": format!("{}-{}", word(rng), i),
+        "email": format!("{}.{}@{}.example", word(rng), word(rng), word(rng)),
+        "score": (rng.random_range(0..1_000_000) as f64) / 1000.0,
+        "active": rng.random_range(0..3) != 0,
         "tags": tags,
         "attrs": attrs,
         "history": history,
-        "text": (0..rng.below(12)).map(|_| rng.word()).collect::<Vec<_>>().join(" "),
+        "text": (0..rng.random_range(0..12)).map(|_| word(rng)).collect::<Vec<_>>().join(" "),
     })
 }
 
 /// Builds, serialises, parses and re-serialises a JSON document; hashes the
 /// results and checks the round trip.
 fn json_job(seed: u64, records: usize, h: &mut Fnv) {
-    let mut rng = Rng::new(seed);
+    let mut rng = SmallRng::seed_from_u64(seed);
     let doc = Value::Array((0..records).map(|i| record(&mut rng, i)).collect());
     let text = serde_json::to_string(&doc).expect("serialise");
     let parsed: Value = serde_json::from_str(&text).expect("parse");
@@ -149,27 +135,27 @@ fn json_job(seed: u64, records: usize, h: &mut Fnv) {
     h.u64(score_sum.to_bits());
 }
 
-fn log_line(rng: &mut Rng, i: usize) -> String {
+fn log_line(rng: &mut SmallRng, i: usize) -> String {
     const LEVELS: [&str; 4] = ["INFO", "WARN", "ERROR", "DEBUG"];
     format!(
         "2026-{:02}-{:02}T{:02}:{:02}:{:02}Z {} [{}] user={}@{}.example ip={}.{}.{}.{} req#{} took {}ms path=/{}/{}\n",
-        1 + rng.below(12),
-        1 + rng.below(28),
-        rng.below(24),
-        rng.below(60),
-        rng.below(60),
-        LEVELS[rng.below(4) as usize],
-        rng.word(),
-        rng.word(),
-        rng.word(),
-        rng.below(256),
-        rng.below(256),
-        rng.below(256),
-        rng.below(256),
+        1 + rng.random_range(0..12),
+        1 + rng.random_range(0..28),
+        rng.random_range(0..24),
+        rng.random_range(0..60),
+        rng.random_range(0..60),
+        LEVELS[rng.random_range(0..LEVELS.len())],
+        word(rng),
+        word(rng),
+        word(rng),
+        rng.random_range(0..256),
+        rng.random_range(0..256),
+        rng.random_range(0..256),
+        rng.random_range(0..256),
         i,
-        rng.below(5000),
-        rng.word(),
-        rng.word(),
+        rng.random_range(0..5000),
+        word(rng),
+        word(rng),
     )
 }
 
@@ -197,7 +183,7 @@ impl Patterns {
 }
 
 fn regex_job(seed: u64, lines: usize, p: &Patterns, h: &mut Fnv) {
-    let mut rng = Rng::new(seed ^ 0x5EED);
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5EED);
     let text: String = (0..lines).map(|i| log_line(&mut rng, i)).collect();
     let mut months = [0u64; 13];
     for c in p.date.captures_iter(&text) {

@@ -69,22 +69,6 @@ impl LiveSet {
     }
 }
 
-/// xorshift64*: deterministic per-thread randomness without a dependency.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// A small allocator (32 and 128 B classes, 64 KiB, 16-block magazines) for
 /// lifecycle tests.
 pub fn small_slab(fallback: lockfree_slab::Fallback) -> lockfree_slab::SlabAllocator {

@@ -8,8 +8,10 @@ use std::ptr::NonNull;
 use std::sync::{mpsc, Arc};
 use std::thread;
 
-use crate::common::{check, fill, LiveSet, Rng};
+use crate::common::{check, fill, LiveSet};
 use lockfree_slab::{Fallback, SlabAllocator};
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 
 const L64: Layout = match Layout::from_size_align(64, 8) {
     Ok(l) => l,
@@ -53,7 +55,7 @@ fn threads_grow_past_the_first_reservation_and_lose_nothing() {
         .map(|t| {
             let (slab, live, tx) = (Arc::clone(&slab), Arc::clone(&live), tx.clone());
             thread::spawn(move || {
-                let mut rng = Rng(t + 7);
+                let mut rng = SmallRng::seed_from_u64(t + 7);
                 let mut mine: Vec<(NonNull<u8>, u64)> = Vec::new();
                 for round in 0..3 {
                     // Build up to the peak, then free most of it, some remotely.
@@ -68,8 +70,8 @@ fn threads_grow_past_the_first_reservation_and_lose_nothing() {
                         mine.push((p, tag));
                     }
                     while mine.len() > 20 {
-                        let (p, tag) = mine.swap_remove(rng.below(mine.len() as u64) as usize);
-                        if rng.below(4) == 0 {
+                        let (p, tag) = mine.swap_remove(rng.random_range(0..mine.len()));
+                        if rng.random_range(0..4) == 0 {
                             tx.send((p.as_ptr() as usize, tag)).unwrap();
                         } else {
                             // SAFETY: ours, checked, freed once.

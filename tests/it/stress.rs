@@ -14,8 +14,10 @@ use std::ptr::NonNull;
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 
-use crate::common::{check, fill, LiveSet, Rng};
+use crate::common::{check, fill, LiveSet};
 use lockfree_slab::{Builder, Fallback, SlabAllocator};
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 
 struct Block {
     ptr: NonNull<u8>,
@@ -68,14 +70,15 @@ fn churn(slab: &Arc<SlabAllocator>, threads: usize) -> (u64, u64) {
                 // A worker that panics must still reach the barrier, or the
                 // others would wait for it forever; its panic is re-raised.
                 let work = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let mut rng = Rng(0x1234_5678_9ABC_DEF1 ^ (t as u64 + 1).wrapping_mul(0x9E37_79B9));
+                    let mut rng =
+                        SmallRng::seed_from_u64(0x1234_5678_9ABC_DEF1 ^ (t as u64 + 1).wrapping_mul(0x9E37_79B9));
                     let mut held: Vec<Block> = Vec::new();
                     let (mut ops, mut refused) = (0u64, 0u64);
                     for i in 0..ops_per_thread() {
-                        let r = rng.below(100);
+                        let r = rng.random_range(0..100);
                         if r < 50 && held.len() < 256 {
-                            let size = SIZES[rng.below(SIZES.len() as u64) as usize];
-                            let align = ALIGNS[rng.below(ALIGNS.len() as u64) as usize];
+                            let size = SIZES[rng.random_range(0..SIZES.len())];
+                            let align = ALIGNS[rng.random_range(0..ALIGNS.len())];
                             let layout = Layout::from_size_align(size, align).unwrap();
                             match slab.allocate(layout) {
                                 Ok(ptr) => {
@@ -89,11 +92,11 @@ fn churn(slab: &Arc<SlabAllocator>, threads: usize) -> (u64, u64) {
                                 Err(_) => refused += 1,
                             }
                         } else if r < 85 && !held.is_empty() {
-                            let k = rng.below(held.len() as u64) as usize;
+                            let k = rng.random_range(0..held.len());
                             free_checked(&slab, &live, held.swap_remove(k));
                         } else if !held.is_empty() {
                             // Hand a block to the next thread, which frees it.
-                            let k = rng.below(held.len() as u64) as usize;
+                            let k = rng.random_range(0..held.len());
                             mailboxes[(t + 1) % threads].lock().unwrap().push(held.swap_remove(k));
                         }
                         ops += 1;

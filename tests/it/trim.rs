@@ -11,8 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use crate::common::{check, fill, LiveSet, Rng};
+use crate::common::{check, fill, LiveSet};
 use lockfree_slab::{Fallback, SlabAllocator, TrimReport};
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 
 struct Block {
     ptr: NonNull<u8>,
@@ -100,7 +102,7 @@ fn trim_under_concurrent_load_loses_no_block_and_no_byte() {
             let (slab, live, barrier, done) = (slab.clone(), live.clone(), barrier.clone(), done.clone());
             thread::spawn(move || {
                 barrier.wait();
-                let mut rng = Rng(0xDEAD_BEEF_0BAD_F00D ^ (t as u64 + 1).wrapping_mul(0x9E37_79B9));
+                let mut rng = SmallRng::seed_from_u64(0xDEAD_BEEF_0BAD_F00D ^ (t as u64 + 1).wrapping_mul(0x9E37_79B9));
                 let mut held: Vec<Block> = Vec::new();
                 let mut refused = 0u64;
                 let mut i = 0;
@@ -109,8 +111,8 @@ fn trim_under_concurrent_load_loses_no_block_and_no_byte() {
                     // Waves: grow to a few hundred blocks, then shrink to
                     // none, so whole pages come free while others stay live.
                     let growing = (i / 2000) % 2 == 0;
-                    if (growing && rng.below(100) < 70) || held.is_empty() {
-                        let size = sizes[rng.below(sizes.len() as u64) as usize];
+                    if (growing && rng.random_range(0..100) < 70) || held.is_empty() {
+                        let size = sizes[rng.random_range(0..sizes.len())];
                         let layout = Layout::from_size_align(size, 8).unwrap();
                         match slab.allocate(layout) {
                             Ok(ptr) => {
@@ -123,7 +125,7 @@ fn trim_under_concurrent_load_loses_no_block_and_no_byte() {
                             Err(_) => refused += 1,
                         }
                     } else {
-                        let k = rng.below(held.len() as u64) as usize;
+                        let k = rng.random_range(0..held.len());
                         free_checked(&slab, &live, held.swap_remove(k));
                     }
                     if i % 4096 == 0 {
@@ -194,12 +196,12 @@ fn a_trim_never_makes_an_allocation_fail() {
             .map(|t| {
                 let (slab, failures, done) = (slab.clone(), failures.clone(), done.clone());
                 thread::spawn(move || {
-                    let mut rng = Rng(0x5EED ^ (t + 1) << 20);
+                    let mut rng = SmallRng::seed_from_u64(0x5EED ^ (t + 1) << 20);
                     let mut held = Vec::new();
                     let mut i = 0;
                     while i < ops_per_thread() || done.load(Ordering::Relaxed) < MIN_TRIMS {
                         i += 1;
-                        if held.len() < BLOCKS / 4 && (rng.below(2) == 0 || held.is_empty()) {
+                        if held.len() < BLOCKS / 4 && (rng.random_range(0..2) == 0 || held.is_empty()) {
                             match slab.allocate(layout) {
                                 Ok(p) => {
                                     // SAFETY: a fresh 64-byte block.
@@ -211,7 +213,7 @@ fn a_trim_never_makes_an_allocation_fail() {
                                 }
                             }
                         } else {
-                            let (p, tag) = held.swap_remove(rng.below(held.len() as u64) as usize);
+                            let (p, tag) = held.swap_remove(rng.random_range(0..held.len()));
                             // SAFETY: ours, filled with `tag`; freed once.
                             unsafe {
                                 assert_eq!(check(p, 64, tag), Ok(()), "live block corrupted");
