@@ -1,7 +1,7 @@
 //! The fuzz driver: interprets any byte string as a program for one or two
 //! allocators and checks every answer against a model. One copy, shared by
 //! the `cargo fuzz` target (`tests/fuzz/fuzz_targets/slab.rs`) and by the
-//! bounded run in every `cargo test` (`tests/fuzz_smoke.rs`), both of which
+//! bounded run in every `cargo test` (`tests/it/fuzz_smoke.rs`), both of which
 //! include this file with `#[path]`.
 //!
 //! # The program

@@ -1,5 +1,5 @@
 //! The fuzz target: every input is a program for the driver
-//! (`tests/fuzz/driver.rs`, shared with `tests/fuzz_smoke.rs`).
+//! (`tests/fuzz/driver.rs`, shared with `tests/it/fuzz_smoke.rs`).
 
 #![no_main]
 
