@@ -153,7 +153,10 @@ fn a_child_allocates_whatever_the_parent_was_doing() {
     }
     stop.store(true, Ordering::Relaxed);
     let counts: Vec<u64> = workers.into_iter().map(|w| w.join().expect("a worker panicked")).collect();
-    assert!(failures.is_empty(), "children that failed (round, status: 2 refused, 3 corrupted, 4 no fallback): {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "children that failed (round, status: 2 refused, 3 corrupted, 4 no fallback): {failures:?}"
+    );
     assert!(counts.iter().all(|&n| n > 0), "every worker ran while the parent forked: {counts:?}");
     let stats = slab.stats();
     assert!(stats.is_consistent(), "{stats}");
