@@ -19,6 +19,19 @@ fn tiny(depth: usize, fallback: Fallback) -> SlabAllocator {
         .unwrap()
 }
 
+/// The classes of [`tiny`] with two-block magazines and the checks on.
+fn tiny_checked() -> SlabAllocator {
+    SlabAllocator::builder()
+        .size_classes(&[16, 64])
+        .capacity(16 * 8 + 64 * 8)
+        .split(&[20, 80])
+        .cache_depth(2)
+        .fallback(Fallback::Error)
+        .checks(true)
+        .build()
+        .unwrap()
+}
+
 fn l(size: usize) -> Layout {
     Layout::from_size_align(size, 8).unwrap()
 }
@@ -108,15 +121,7 @@ fn an_unused_const_allocator_drops_without_a_region() {
 
 #[test]
 fn checks_report_misuse_and_poison_freed_blocks() {
-    let slab = SlabAllocator::builder()
-        .size_classes(&[16, 64])
-        .capacity(16 * 8 + 64 * 8)
-        .split(&[20, 80])
-        .cache_depth(2)
-        .fallback(Fallback::Error)
-        .checks(true)
-        .build()
-        .unwrap();
+    let slab = tiny_checked();
     let p = slab.allocate(l(64)).unwrap();
     // SAFETY: 64 bytes, ours.
     unsafe { p.as_ptr().write_bytes(1, 64) };
@@ -146,15 +151,7 @@ fn checks_report_misuse_and_poison_freed_blocks() {
 #[test]
 fn misuse_is_reported_with_the_callers_policy_on_every_path() {
     use checks::{Marked, PanicMarked};
-    let slab = SlabAllocator::builder()
-        .size_classes(&[16, 64])
-        .capacity(16 * 8 + 64 * 8)
-        .split(&[20, 80])
-        .cache_depth(2)
-        .fallback(Fallback::Error)
-        .checks(true)
-        .build()
-        .unwrap();
+    let slab = tiny_checked();
     let marked = |what: &str, f: &dyn Fn()| {
         let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err(what);
         let report = payload.downcast::<Marked>().unwrap_or_else(|_| panic!("{what}: reported with another policy"));
