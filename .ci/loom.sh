@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Loom: model-check every lock-free protocol (loom_tests/), then prove the
-# models have teeth: rebuilt with the ABA tag switched off, the ABA model must
-# fail; rebuilt with the push's Release weakened to Relaxed, the payload model
-# must fail; rebuilt with the trim pushing a chunk's blocks back before it
+# models have teeth: rebuilt with the ABA tag switched off, the ABA models of
+# the block stack and of the depot's record stacks must fail; rebuilt with
+# the push's Release weakened to Relaxed, the payload models (one block, one
+# depot batch) must fail; rebuilt with the trim pushing a chunk's blocks back before it
 # releases their pages, the trim model must fail. Exits non-zero if a model
 # fails or a tooth model passes.
 #
@@ -97,6 +98,10 @@ tooth lockfree_slab_no_aba_tag loom_tests::stack::aba_stale_head_cannot_win \
     "blocks lost or handed out twice\|more blocks than exist"
 tooth lockfree_slab_weak_push loom_tests::payload::previous_owners_writes_happen_before_next_owners_reads \
     "Causality violation"
+tooth lockfree_slab_no_aba_tag loom_tests::depot::record_aba_cannot_hand_out_a_batch_twice \
+    "blocks lost or handed out twice\|more blocks than exist"
+tooth lockfree_slab_weak_push loom_tests::depot::a_batch_hand_off_publishes_the_blocks_and_the_record \
+    "Causality violation\|read before its previous owner"
 tooth lockfree_slab_trim_push_first loom_tests::trim::trim_races_give_back_and_take \
     "trim released the page of a block\|trim released a page under a block"
 exit "$teeth_failed"

@@ -49,7 +49,7 @@ impl CacheFixture {
     }
 
     fn batch(&self) -> u32 {
-        self.area.geometry.batch
+        self.area.geometry.batch_of(0)
     }
 
     fn cached(&self) -> u32 {
@@ -111,12 +111,12 @@ fn refill_and_flush_race_remote_frees() {
         owner.join().unwrap();
         let mut held: Vec<u32> = remote.join().unwrap().into_iter().collect();
         assert_eq!(c.cached(), 0, "flush_all empties the magazine");
-        while let Some(i) = c.f.pool.stack.pop() {
+        while let Some(i) = c.f.pool.stack().pop() {
             held.push(i);
             assert!(held.len() <= CAP as usize, "the stack holds more blocks than exist");
         }
         assert_all_blocks(held, CAP);
-        assert_eq!(c.f.pool.stack.len(), 0);
+        assert_eq!(c.f.pool.stack().len(), 0);
     });
 }
 
@@ -162,7 +162,7 @@ fn flush_and_push_races_remote_pops() {
         owner.join().unwrap();
         let mut held: Vec<u32> = remote.join().unwrap().into_iter().collect();
         assert_eq!(c.cached(), 0);
-        while let Some(i) = c.f.pool.stack.pop() {
+        while let Some(i) = c.f.pool.stack().pop() {
             held.push(i);
             assert!(held.len() <= CAP as usize, "the stack holds more blocks than exist");
         }

@@ -136,7 +136,7 @@ fn trim_races_carving_and_the_dry_path() {
 
 fn f_drain(f: &PoolFixture) -> Vec<u32> {
     let mut got = Vec::new();
-    while let Some(i) = f.pool.stack.pop() {
+    while let Some(i) = f.pool.stack().pop() {
         got.push(i);
         assert!(got.len() <= f.pool.capacity() as usize, "the stack holds more blocks than exist");
     }

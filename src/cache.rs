@@ -3,9 +3,10 @@
 //!
 //! A cache hit is an array pop or push plus one owner-only counter update
 //! (a plain load and store, no `lock` prefix). A miss refills half a magazine
-//! from the class's stack with one CAS (or carves fresh blocks); an overflow
-//! flushes the older half to the stack as one pre-linked chain with one CAS.
-//! So the shared line of a class is touched once per batch, not per block.
+//! — one batch from the class's depot, copied (`class/depot.rs`), or else
+//! blocks off its stack or fresh ones; an overflow flushes the older half
+//! back as one batch. So the shared lines of a class are touched once per
+//! batch, not per block, and a batch costs two CASes and a copy.
 //!
 //! Slots live in the region's metadata area, not on the heap, so a cache
 //! never allocates through the allocator it serves. A [`SlotMap`] bitmap says
@@ -96,13 +97,8 @@ impl ZeroableAtomic for MagazineHeader {
 pub(crate) struct CacheGeometry {
     /// The largest magazine depth of any class (0: caches disabled); the
     /// block arrays are cut for it.
-    #[cfg_attr(not(any(test, lockfree_slab_loom)), allow(dead_code))]
+    #[cfg_attr(any(not(test), lockfree_slab_loom), allow(dead_code))]
     pub(crate) depth: u32,
-    /// Blocks per refill and per flush when every class has depth `depth`
-    /// (half a magazine); per-class values come from
-    /// [`refill_batch`](Self::refill_batch) and [`flush_batch`](Self::flush_batch).
-    #[cfg_attr(not(any(test, lockfree_slab_loom)), allow(dead_code))]
-    pub(crate) batch: u32,
     /// Magazine depth of each class.
     depths: [u16; MAX_CLASSES],
     /// log2 of the bytes between two classes' block arrays.
@@ -116,21 +112,10 @@ pub(crate) struct CacheGeometry {
     pub(crate) slots: u32,
 }
 
-/// Most blocks one refill takes from a stack: a longer walk would widen the
-/// window in which another thread's push or pop makes the CAS fail.
-const MAX_REFILL: u32 = 64;
-
 impl CacheGeometry {
     /// No caches at all.
-    pub(crate) const DISABLED: CacheGeometry = CacheGeometry {
-        depth: 0,
-        batch: 0,
-        depths: [0; MAX_CLASSES],
-        blocks_shift: 0,
-        headers_len: 0,
-        slot_size: 0,
-        slots: 0,
-    };
+    pub(crate) const DISABLED: CacheGeometry =
+        CacheGeometry { depth: 0, depths: [0; MAX_CLASSES], blocks_shift: 0, headers_len: 0, slot_size: 0, slots: 0 };
 
     /// Every one of `classes` classes with magazines of `depth` blocks.
     #[cfg_attr(not(any(test, lockfree_slab_loom)), allow(dead_code))]
@@ -154,7 +139,6 @@ impl CacheGeometry {
         let blocks_stride = (depth * core::mem::size_of::<usize>()).next_power_of_two();
         CacheGeometry {
             depth: depth as u32,
-            batch: (depth / 2).max(1) as u32,
             depths: table,
             blocks_shift: blocks_stride.trailing_zeros(),
             headers_len,
@@ -163,14 +147,11 @@ impl CacheGeometry {
         }
     }
 
-    /// Blocks one refill of `class` asks for: half a magazine, at most
-    /// [`MAX_REFILL`].
-    pub(crate) fn refill_batch(&self, class: usize) -> u32 {
-        (u32::from(self.depths[class]) / 2).clamp(1, MAX_REFILL)
-    }
-
-    /// Blocks one flush of `class` gives back: the older half of a magazine.
-    pub(crate) fn flush_batch(&self, class: usize) -> u32 {
+    /// Blocks one refill or flush of `class` moves: half a magazine, so that
+    /// a thread allocating and freeing at a magazine boundary moves a batch
+    /// at most once per half-magazine of operations. Also the class's depot
+    /// record size (`class/depot.rs`): refills and flushes move whole records.
+    pub(crate) fn batch_of(&self, class: usize) -> u32 {
         (u32::from(self.depths[class]) / 2).max(1)
     }
 
@@ -386,19 +367,12 @@ impl Magazine<'_> {
     #[cold]
     pub(crate) fn refill(&self, pool: &ClassPool, batch: u32, requested: usize) -> Option<NonNull<u8>> {
         debug_assert_eq!(self.header.len.load(Ordering::Relaxed), 0);
+        debug_assert!(batch <= self.depth);
         let blocks = self.blocks;
-        let mut got = pool.stack.pop_batch(batch, |position, index| {
+        let got = pool.take_batch(batch, |position, block| {
             // SAFETY: position < batch <= depth: inside the magazine.
-            unsafe { blocks.add(position as usize).write(pool.address_of(index)) };
+            unsafe { blocks.add(position as usize).write(block) };
         });
-        if got == 0 {
-            // Lowest address last, so it is handed out first.
-            for (position, block) in pool.addresses(pool.carver.carve(batch)).rev().enumerate() {
-                // SAFETY: the carved range has at most `batch` blocks.
-                unsafe { blocks.add(position).write(block) };
-                got += 1;
-            }
-        }
         if got == 0 {
             return None;
         }
@@ -436,7 +410,8 @@ impl Magazine<'_> {
         }
     }
 
-    /// Pushes the `count` oldest blocks as one chain and moves the rest down.
+    /// Gives the `count` oldest blocks back to the pool (a depot record when
+    /// `count` is a batch) and moves the rest down.
     ///
     /// # Safety
     ///
@@ -449,17 +424,9 @@ impl Magazine<'_> {
             return;
         }
         // SAFETY: entries below `len` hold blocks of `pool` that this thread
-        // owns; linking them into a private chain before the push is ours to
-        // do (`set_link`'s contract), and the chain is then pushed whole.
+        // owns and gives up here; the rest are moved down inside the array.
         unsafe {
-            let first = pool.index_of(*self.blocks);
-            let mut last = first;
-            for k in 1..count as usize {
-                let index = pool.index_of(*self.blocks.add(k));
-                pool.stack.set_link(last, index);
-                last = index;
-            }
-            pool.stack.push_chain(first, last, count);
+            pool.give_batch(core::slice::from_raw_parts(self.blocks, count as usize));
             core::ptr::copy(self.blocks.add(count as usize), self.blocks, (len - count) as usize);
         }
         self.header.len.store(len - count, Ordering::Relaxed);
@@ -475,20 +442,19 @@ mod tests {
     #[test]
     fn geometry_uses_shifts_and_keeps_slots_apart() {
         let g = CacheGeometry::new(44, 64, 8);
-        assert_eq!(g.batch, 32);
+        assert_eq!(g.batch_of(43), 32);
         assert_eq!(1usize << g.blocks_shift, 512);
         assert_eq!(g.headers_len % 128, 0);
         assert_eq!(g.slot_size % 128, 0);
         assert!(g.slot_size >= g.headers_len + 44 * 512);
         let odd = CacheGeometry::new(3, 6, 1);
-        assert_eq!((odd.depth, odd.batch), (6, 3));
+        assert_eq!((odd.depth, odd.batch_of(0)), (6, 3));
         assert_eq!(1usize << odd.blocks_shift, 64, "6 pointers round up to a 64-byte stride");
         assert_eq!(CacheGeometry::new(3, 0, 8).area_len(), 0, "depth 0 disables caches");
         let scaled = CacheGeometry::with_depths(&[1024, 256, 64], 1);
         assert_eq!(scaled.depth, 1024);
         assert_eq!(1usize << scaled.blocks_shift, 8192, "arrays are cut for the deepest class");
-        assert_eq!((scaled.refill_batch(0), scaled.flush_batch(0)), (64, 512), "refills stay short");
-        assert_eq!((scaled.refill_batch(2), scaled.flush_batch(2)), (32, 32));
+        assert_eq!((scaled.batch_of(0), scaled.batch_of(2)), (512, 32), "refills and flushes move the same batch");
     }
 
     #[test]

@@ -254,7 +254,7 @@ fn block_state(pool: &ClassPool, class: usize, ptr: NonNull<u8>) -> Result<&Atom
         return Err(misuse(MisuseKind::NotBlockStart { offset: offset % size }, class, pool, ptr.as_ptr()));
     }
     let index = offset / size;
-    if index >= pool.carver.carved() as usize {
+    if index >= pool.carved() as usize {
         return Err(misuse(MisuseKind::NeverAllocated, class, pool, ptr.as_ptr()));
     }
     // SAFETY: checks are on (the caller's region has states); index <

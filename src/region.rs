@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! ┌──────────────────────── metadata ────────────────────────┐┌──── spans ────┐
-//! │ Region │ ClassPool × n │ size tables │ links × n │ slots ││ class 0 │ … │
+//! │ Region │ ClassPool × n │ size tables │ links × n │ depots × n │ slots ││ class 0 │ … │
 //! └──────────────────────────────────────────────────────────┘└───────────────┘
 //! ```
 //!
@@ -12,6 +12,8 @@
 //! - the two size-class lookup tables (`size_class.rs`);
 //! - per class, one `AtomicU32` link per block (the stack's external links),
 //!   and with checks on, one `AtomicU8` state per block (`checks.rs`);
+//! - per class with thread caches, its depot's records of batches and their
+//!   two stacks' links (`class/depot.rs`);
 //! - the thread-cache slots (`cache.rs`);
 //! - the spans: every class owns one equal, power-of-two-sized span starting
 //!   at a page boundary, so a pointer's class is `(addr - spans_base) >>
@@ -32,6 +34,7 @@
 use core::ptr::NonNull;
 
 use crate::cache::{CacheArea, CacheGeometry};
+use crate::class::depot::Depot;
 use crate::class::states::BlockStates;
 use crate::class::ClassPool;
 use crate::config::{ConfigError, Fallback, ValidConfig};
@@ -64,6 +67,8 @@ struct Layout {
     links: Vec<usize>,
     /// Per class, where its block states start (empty without checks).
     states: Vec<usize>,
+    /// Per class, where its depot's records start, how many, of what batch.
+    depots: Vec<(usize, u32, u32)>,
     slots: usize,
     meta_len: usize,
     span_shift: u32,
@@ -98,6 +103,18 @@ impl Layout {
                 .collect(),
             false => Vec::new(),
         };
+        let depots = config
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(class, &blocks)| {
+                let batch = if cache.slots > 0 { cache.batch_of(class) } else { 0 };
+                let records = Depot::records_for(blocks, batch);
+                let at = cursor.next_multiple_of(64);
+                cursor = at + Depot::words(records, batch) * core::mem::size_of::<AtomicU32>();
+                (at, records, batch)
+            })
+            .collect();
         let slots = cursor.next_multiple_of(PAGE);
         let meta_len = (slots + cache.area_len()).next_multiple_of(PAGE);
         let largest_share = config.classes.iter().zip(&config.blocks).map(|(&s, &b)| s * b as usize).max().unwrap_or(0);
@@ -108,6 +125,7 @@ impl Layout {
             by_align,
             links,
             states,
+            depots,
             slots,
             meta_len,
             span_shift: span.trailing_zeros(),
@@ -234,7 +252,11 @@ impl Region {
                     }
                     None => BlockStates::NONE,
                 };
-                pools.add(class).write(ClassPool::new(size, blocks, span_base, links, states));
+                let (depot_at, records, batch) = layout.depots[class];
+                let depot_memory = at(depot_at).cast::<AtomicU32>();
+                crate::sync::init_zeroed_atomics(depot_memory, Depot::words(records, batch));
+                let depot = Depot::new(depot_memory, records, batch);
+                pools.add(class).write(ClassPool::new(size, blocks, span_base, links, states, depot));
             }
             let caches = CacheArea::new(cache, at(layout.slots), n);
             let region = base.cast::<Region>();

@@ -161,14 +161,14 @@ fn collect_one(region: &Region) -> Stats {
             let mut s = ClassStats {
                 block_size: pool.block_size(),
                 capacity: u64::from(pool.capacity()),
-                carved: u64::from(pool.carver.carved()),
-                free_in_stack: pool.stack.len(),
-                fallbacks: load(&pool.counters.fallbacks),
-                uncached_allocations: load(&pool.counters.uncached_allocs),
-                requested_bytes: load(&pool.counters.uncached_requested),
+                carved: u64::from(pool.carved()),
+                free_in_stack: pool.free_blocks(),
+                fallbacks: load(&pool.counters().fallbacks),
+                uncached_allocations: load(&pool.counters().uncached_allocs),
+                requested_bytes: load(&pool.counters().uncached_requested),
                 ..ClassStats::default()
             };
-            let mut frees = load(&pool.counters.uncached_frees);
+            let mut frees = load(&pool.counters().uncached_frees);
             let mut allocations = s.uncached_allocations;
             for slot in 0..slots {
                 let m = caches.header(slot, class);

@@ -229,7 +229,7 @@ fn sleep_while_alive(owner: &std::sync::Weak<crate::region::RegionOwner>, interv
 pub(crate) fn trim_class(pool: &ClassPool, geometry: Geometry) -> TrimReport {
     let span = pool.address_of(0).as_ptr() as usize;
     debug_assert!(geometry.page.is_power_of_two() && span % geometry.page == 0);
-    if pool.stack.looks_empty() || span % geometry.page != 0 {
+    if pool.looks_dry() || span % geometry.page != 0 {
         return TrimReport::default();
     }
     // Held until after `held` below has pushed everything back: no fork
@@ -240,7 +240,7 @@ pub(crate) fn trim_class(pool: &ClassPool, geometry: Geometry) -> TrimReport {
     // Step 1. The frontier bounds the bitmap; blocks carved after this read
     // are handled as "late" below. Relaxed (inside `carved`) is enough: the
     // value only sizes the scan, and no block is released because of it.
-    let frontier = pool.carver.carved();
+    let frontier = pool.carved();
     let Some(bits) = Bitmap::new(frontier as usize) else {
         // No memory for the bitmap: nothing is released, nothing is lost.
         return TrimReport::default();
@@ -278,19 +278,19 @@ impl<'a> Held<'a> {
         let frontier = self.unreturned;
         let bits = &mut self.bits;
         let mut late = Chain::EMPTY;
-        let taken = pool.stack.take_all(|index| {
+        let taken = pool.detach_free(|index| {
             if index < frontier {
                 bits.set(index as usize);
             } else {
                 // SAFETY: the block was detached, so it is ours, and the walk
                 // has already read the link of the chain's last block.
-                unsafe { late.append(&pool.stack, index) };
+                unsafe { pool.chain_append(&mut late, index) };
             }
         });
         // SAFETY: the late blocks were detached (ours), chained above.
-        unsafe { late.push_onto(&pool.stack) };
-        self.report.free_blocks = u64::from(taken);
-        self.report.free_bytes = u64::from(taken) * pool.block_size() as u64;
+        unsafe { pool.push_chain(late) };
+        self.report.free_blocks = taken;
+        self.report.free_bytes = taken * pool.block_size() as u64;
         self.report.classes = usize::from(taken > 0);
     }
 
@@ -365,16 +365,10 @@ impl<'a> Held<'a> {
     /// address on top. The caller then clears their bits (or drops the
     /// bitmap): they are not ours any more.
     fn return_blocks(&mut self, lo: u32, hi: u32) {
-        let stack = &self.pool.stack;
-        let mut chain = Chain::EMPTY;
-        self.bits.for_each_set(lo as usize, hi as usize, |index| {
-            // SAFETY: the block is held by this trim (its bit is set and it
-            // has not been pushed back).
-            unsafe { chain.append(stack, index as u32) };
-        });
-        // SAFETY: the held blocks chained above; after the push they are the
-        // stack's again.
-        unsafe { chain.push_onto(stack) };
+        let held = self.bits.iter_set(lo as usize, hi as usize).map(|index| index as u32);
+        // SAFETY: each block is held by this trim (its bit is set and it has
+        // not been given back), and is yielded once.
+        unsafe { self.pool.give_back_detached(held) };
     }
 }
 
@@ -464,19 +458,23 @@ impl Bitmap {
         true
     }
 
-    /// Calls `f` with every set bit in `lo..hi`, ascending.
-    fn for_each_set(&self, lo: usize, hi: usize, mut f: impl FnMut(usize)) {
-        let mut i = lo;
-        while i < hi {
-            let (mask, next) = Self::mask(i, hi);
-            let base = i / 64 * 64;
-            let mut w = self.word(i / 64) & mask;
-            while w != 0 {
-                f(base + w.trailing_zeros() as usize);
+    /// Every set bit in `lo..hi`, ascending, a word at a time.
+    fn iter_set(&self, lo: usize, hi: usize) -> impl Iterator<Item = usize> + '_ {
+        let (mut i, mut base, mut w) = (lo, 0, 0u64);
+        core::iter::from_fn(move || loop {
+            if w != 0 {
+                let bit = base + w.trailing_zeros() as usize;
                 w &= w - 1;
+                return Some(bit);
             }
+            if i >= hi {
+                return None;
+            }
+            let (mask, next) = Self::mask(i, hi);
+            base = i / 64 * 64;
+            w = self.word(i / 64) & mask;
             i = next;
-        }
+        })
     }
 
     /// Clears bits `lo..hi`.
@@ -526,6 +524,7 @@ mod tests {
                     base.as_ptr().add(links_len),
                     links,
                     crate::class::states::BlockStates::NONE,
+                    crate::class::depot::Depot::none(),
                 )
             };
             Fixture { base, len, pool }
@@ -560,7 +559,7 @@ mod tests {
 
         fn drain(&self) -> Vec<u32> {
             let mut out = Vec::new();
-            while let Some(i) = self.pool.stack.pop() {
+            while let Some(i) = self.pool.stack().pop() {
                 out.push(i);
             }
             out.sort_unstable();
@@ -594,8 +593,8 @@ mod tests {
         // SAFETY: block 0 is free and on the stack; nobody else uses it.
         assert_eq!(unsafe { *f.pool.address_of(0).as_ptr() }, 0, "a released page reads as zero");
         // Every free block is back, lowest address on top.
-        assert_eq!(f.pool.stack.len(), 254);
-        assert_eq!(f.pool.stack.pop(), Some(0));
+        assert_eq!(f.pool.stack().len(), 254);
+        assert_eq!(f.pool.stack().pop(), Some(0));
         let mut back = f.drain();
         back.push(0);
         back.sort_unstable();
@@ -700,11 +699,11 @@ mod tests {
         assert!(b.all_set(10, 140) && b.all_set(64, 128) && b.all_set(199, 200));
         assert!(!b.all_set(9, 20) && !b.all_set(130, 141) && !b.all_set(199, 201));
         let mut seen = Vec::new();
-        b.for_each_set(100, 200, |i| seen.push(i));
+        seen.extend(b.iter_set(100, 200));
         assert_eq!(seen, (100..140).chain([199]).collect::<Vec<_>>());
         b.clear(20, 139);
         let mut seen = Vec::new();
-        b.for_each_set(0, 200, |i| seen.push(i));
+        seen.extend(b.iter_set(0, 200));
         assert_eq!(seen, (10..20).chain([139, 199]).collect::<Vec<_>>());
         assert_eq!((gcd(48, 4096), lcm(48, 4096), lcm(9216, 4096)), (16, 12288, 36864));
     }

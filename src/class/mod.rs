@@ -1,11 +1,14 @@
 //! One size class's shared state: its geometry (block size, span, capacity),
-//! its [`TaggedStack`] of free blocks, its [`Carver`], and the counters of
-//! its slow paths. Converts between block indices and addresses.
+//! its free blocks — batches in the [`Depot`], single blocks on the
+//! [`TaggedStack`] — its [`Carver`], and the counters of its slow paths.
+//! Converts between block indices and addresses. Its parts are private: the
+//! layers above take and give blocks through its methods, so "from the
+//! depot, else the stack, else carve" is written once, here.
 //!
 //! Accounting of a class, exact whenever no operation is in flight:
 //!
 //! ```text
-//! carved = in use + on the stack + in thread caches
+//! carved = in use + free (in the depot + on the stack) + in thread caches
 //! ```
 //!
 //! where *in use* is allocations minus frees summed over every thread's
@@ -20,12 +23,19 @@ use core::ptr::NonNull;
 
 use crate::sync::{AtomicU32, AtomicU64, Backoff, CachePadded, Ordering};
 use carver::Carver;
-use stack::TaggedStack;
+use depot::Depot;
+use stack::{Chain, TaggedStack};
 use states::BlockStates;
 
 pub(crate) mod carver;
+pub(crate) mod depot;
 pub(crate) mod stack;
 pub(crate) mod states;
+
+/// Most blocks one refill walks off the per-block stack: a longer walk
+/// would widen the window in which another thread's push or pop makes the
+/// CAS fail. (Batches from the depot are not walked: a record is copied.)
+const MAX_WALK: u32 = 64;
 
 /// Counters of the paths that already touch shared lines: the uncached path
 /// (threads without a cache) and fallbacks. Never written on a cache hit.
@@ -93,9 +103,10 @@ pub(crate) struct ClassPool {
     divisor: ExactDivisor,
     /// Per-block states for the checks (`BlockStates::NONE` when off).
     states: BlockStates,
-    pub(crate) stack: TaggedStack,
-    pub(crate) carver: Carver,
-    pub(crate) counters: CachePadded<SharedCounters>,
+    depot: Depot,
+    stack: TaggedStack,
+    carver: Carver,
+    counters: CachePadded<SharedCounters>,
 }
 
 // SAFETY: the shared state is atomics (stack, carver, counters); the rest,
@@ -110,13 +121,14 @@ impl ClassPool {
     /// `span_base..span_base + block_size * capacity` must be memory this
     /// pool may hand out for as long as it lives, and `links` must satisfy
     /// [`TaggedStack::new`]'s contract for `capacity` blocks; `states`, if
-    /// enabled, holds a state for each of them.
+    /// enabled, holds a state for each of them; `depot` is this pool's alone.
     pub(crate) unsafe fn new(
         block_size: usize,
         capacity: u32,
         span_base: *mut u8,
         links: *const AtomicU32,
         states: BlockStates,
+        depot: Depot,
     ) -> Self {
         ClassPool {
             block_size,
@@ -124,6 +136,7 @@ impl ClassPool {
             span_base,
             divisor: ExactDivisor::new(block_size),
             states,
+            depot,
             // SAFETY: forwarded from this function's contract.
             stack: unsafe { TaggedStack::new(links, capacity) },
             carver: Carver::new(capacity),
@@ -180,10 +193,68 @@ impl ClassPool {
         indices.map(|i| self.address_of(i))
     }
 
-    /// One block from the stack, or else freshly carved; `None` when the
-    /// class is exhausted. The uncached path.
+    /// Up to `max` free blocks for a thread cache, as `sink(position,
+    /// block)` for positions `0..returned`: a whole batch from the depot
+    /// (oldest first), else up to [`MAX_WALK`] single blocks from the stack,
+    /// else up to `max` fresh ones (lowest address last, so that a magazine
+    /// hands them out in address order). 0 when the class is dry. After a
+    /// failed CAS a walk restarts, so `sink` may see a position twice: the
+    /// last call counts.
+    pub(crate) fn take_batch(&self, max: u32, mut sink: impl FnMut(u32, NonNull<u8>)) -> u32 {
+        debug_assert!(self.depot.batch() <= max, "a magazine takes a whole batch");
+        let got = self.depot.take(|position, index| sink(position, self.address_of(index)));
+        if got > 0 {
+            return got;
+        }
+        let got = self.stack.pop_batch(max.min(MAX_WALK), |position, index| sink(position, self.address_of(index)));
+        if got > 0 {
+            return got;
+        }
+        let carved = self.carver.carve(max);
+        for (position, block) in self.addresses(carved.clone()).rev().enumerate() {
+            sink(position as u32, block);
+        }
+        carved.len() as u32
+    }
+
+    /// Gives free blocks back from a thread cache: a whole batch as one
+    /// depot record, anything else (or when no record is free) as one chain
+    /// on the stack.
+    ///
+    /// # Safety
+    ///
+    /// Every block was handed out by this pool and is not in use any more.
+    pub(crate) unsafe fn give_batch(&self, blocks: &[NonNull<u8>]) {
+        // SAFETY: the blocks are free and the caller's (this function's
+        // contract); a refused put stores nothing.
+        if unsafe { self.depot.put(blocks.iter().map(|&block| self.index_of(block))) } {
+            return;
+        }
+        let mut chain = Chain::EMPTY;
+        for &block in blocks {
+            // SAFETY: a block of this pool, the caller's, in no other chain.
+            unsafe { chain.append(&self.stack, self.index_of(block)) };
+        }
+        // SAFETY: the chain built above, of the caller's blocks.
+        unsafe { chain.push_onto(&self.stack) };
+    }
+
+    /// One block from the stack, else from a depot batch (the rest of the
+    /// batch goes on the stack), else freshly carved; `None` when the class
+    /// is exhausted. The uncached path.
     pub(crate) fn take_one(&self) -> Option<NonNull<u8>> {
         let index = self.stack.pop().or_else(|| {
+            let (mut first, mut rest) = (None, Chain::EMPTY);
+            self.depot.take(|position, index| match position {
+                0 => first = Some(index),
+                // SAFETY: taken from the depot, so ours and in no chain.
+                _ => unsafe { rest.append(&self.stack, index) },
+            });
+            // SAFETY: the rest of the batch, ours, chained above.
+            unsafe { rest.push_onto(&self.stack) };
+            first
+        });
+        let index = index.or_else(|| {
             let carved = self.carver.carve(1);
             (!carved.is_empty()).then_some(carved.start)
         })?;
@@ -206,6 +277,106 @@ impl ClassPool {
         let index = self.index_of(block);
         // SAFETY: a block of this pool (< capacity), now the caller's.
         unsafe { self.stack.push(index) }
+    }
+
+    /// Detaches every free block (the depot's batches, then the stack), as
+    /// `sink(index)`; returns how many. The blocks are then the caller's
+    /// (a trim's), to give back with [`chain_append`](Self::chain_append)
+    /// and [`push_chain`](Self::push_chain). Each detach is one CAS with
+    /// Release, which [`retry_while_trimmed`](Self::retry_while_trimmed)
+    /// relies on.
+    pub(crate) fn detach_free(&self, mut sink: impl FnMut(u32)) -> u64 {
+        self.depot.take_all(&mut sink) + u64::from(self.stack.take_all(sink))
+    }
+
+    /// Links the caller's block `index` into `chain`, for the stack.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Chain::append`]: the block is the caller's, in no other
+    /// chain and on no stack.
+    pub(crate) unsafe fn chain_append(&self, chain: &mut Chain, index: u32) {
+        // SAFETY: forwarded from the caller.
+        unsafe { chain.append(&self.stack, index) }
+    }
+
+    /// Pushes a chain built with [`chain_append`](Self::chain_append).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Chain::push_onto`].
+    pub(crate) unsafe fn push_chain(&self, chain: Chain) {
+        // SAFETY: forwarded from the caller.
+        unsafe { chain.push_onto(&self.stack) }
+    }
+
+    /// Gives back blocks a trim held ([`detach_free`](Self::detach_free)),
+    /// in the order given: whole batches as depot records — so that refills
+    /// stay O(1) and the per-block links of blocks that never needed them
+    /// stay untouched (uncommitted) — the rest as one chain on the stack.
+    ///
+    /// # Safety
+    ///
+    /// The blocks are the caller's (detached and not yet given back), each
+    /// yielded once.
+    pub(crate) unsafe fn give_back_detached(&self, indices: impl Iterator<Item = u32>) {
+        let mut indices = indices.peekable();
+        let mut chain = Chain::EMPTY;
+        while indices.peek().is_some() {
+            // SAFETY: the caller's blocks; those not stored in a record come
+            // back to us once each and go on the chain.
+            let whole = unsafe { self.depot.fill_from(&mut indices, |index| chain.append(&self.stack, index)) };
+            if !whole {
+                break;
+            }
+        }
+        // SAFETY: the chain of the caller's blocks built above.
+        unsafe { chain.push_onto(&self.stack) };
+    }
+
+    /// Whether the class looked to have no free block a moment ago (a hint).
+    pub(crate) fn looks_dry(&self) -> bool {
+        self.stack.looks_empty() && self.depot.looks_empty()
+    }
+
+    /// Blocks carved so far.
+    pub(crate) fn carved(&self) -> u32 {
+        self.carver.carved()
+    }
+
+    /// Free blocks in the depot and on the stack (exact when quiescent).
+    pub(crate) fn free_blocks(&self) -> u64 {
+        self.stack.len() + self.depot.blocks()
+    }
+
+    /// The counters of the uncached path and the fallback, for statistics.
+    pub(crate) fn counters(&self) -> &SharedCounters {
+        &self.counters
+    }
+
+    /// Counts an allocation the uncached path (or growth) served.
+    pub(crate) fn count_uncached_alloc(&self, requested: usize) {
+        // Relaxed: statistics.
+        self.counters.uncached_allocs.fetch_add(1, Ordering::Relaxed);
+        self.counters.uncached_requested.fetch_add(requested as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a free the uncached path (or growth) took.
+    pub(crate) fn count_uncached_free(&self) {
+        // Relaxed: statistics.
+        self.counters.uncached_frees.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The depot, for the models that drive it directly.
+    #[cfg(lockfree_slab_loom)]
+    pub(crate) fn depot(&self) -> &Depot {
+        &self.depot
+    }
+
+    /// The per-block stack, for the models and unit tests that drive it.
+    #[cfg(any(test, lockfree_slab_loom))]
+    pub(crate) fn stack(&self) -> &TaggedStack {
+        &self.stack
     }
 
     /// The uncached path's [`take_one`](Self::take_one), with the dry-path

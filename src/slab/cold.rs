@@ -126,7 +126,7 @@ impl SlabAllocator {
     ) -> Result<NonNull<u8>, AllocError> {
         // SAFETY: as in `allocate`, whose slot and class these are.
         let magazine = unsafe { self.hot().cache.magazine(slot, class) };
-        let (pool, batch) = (self.region().pool(class), self.hot().cache.refill_batch(class));
+        let (pool, batch) = (self.region().pool(class), self.hot().cache.batch_of(class));
         match magazine.refill_and_pop(pool, batch, layout.size()) {
             Some(block) => Ok(block),
             // The class looks dry: unless a trim was holding its free blocks
@@ -146,9 +146,7 @@ impl SlabAllocator {
         let pool = region.pool(class);
         match pool.take_one_or_wait() {
             Some(block) => {
-                // Relaxed: statistics.
-                pool.counters.uncached_allocs.fetch_add(1, Ordering::Relaxed);
-                pool.counters.uncached_requested.fetch_add(layout.size() as u64, Ordering::Relaxed);
+                pool.count_uncached_alloc(layout.size());
                 Ok(block)
             }
             None => self.allocate_fallback(Some(class), layout),
@@ -177,9 +175,7 @@ impl SlabAllocator {
         if let Some(class) = class {
             if let Some((extension, block)) = region.extensions.take(class) {
                 let pool = extension.pool(class);
-                // Relaxed: statistics.
-                pool.counters.uncached_allocs.fetch_add(1, Ordering::Relaxed);
-                pool.counters.uncached_requested.fetch_add(layout.size() as u64, Ordering::Relaxed);
+                pool.count_uncached_alloc(layout.size());
                 return Ok(block);
             }
         }
@@ -215,7 +211,7 @@ impl SlabAllocator {
         // SAFETY: forwarded from the caller (`deallocate`).
         unsafe {
             let magazine = self.hot().cache.magazine(slot, class);
-            magazine.flush_and_push(self.region().pool(class), self.hot().cache.flush_batch(class), ptr);
+            magazine.flush_and_push(self.region().pool(class), self.hot().cache.batch_of(class), ptr);
         }
     }
 
@@ -230,8 +226,7 @@ impl SlabAllocator {
         let pool = region.pool(class);
         // SAFETY: forwarded from the caller.
         unsafe { pool.give_back(ptr) };
-        // Relaxed: statistics.
-        pool.counters.uncached_frees.fetch_add(1, Ordering::Relaxed);
+        pool.count_uncached_free();
     }
 
     /// # Safety
@@ -250,8 +245,7 @@ impl SlabAllocator {
             // SAFETY: a block of this extension's `class` (found by its
             // address), being freed (caller).
             unsafe { pool.give_back(ptr) };
-            // Relaxed: statistics.
-            pool.counters.uncached_frees.fetch_add(1, Ordering::Relaxed);
+            pool.count_uncached_free();
             return;
         }
         if let Some(region) = self.ready_region().filter(|r| r.checks()) {

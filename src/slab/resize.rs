@@ -36,9 +36,7 @@ impl SlabAllocator {
                 Some(class) if region.pool(class).block_size() >= ZERO_BY_CARVING && !region.checks() => {
                     let pool = region.pool(class);
                     if let Some(block) = pool.take_fresh() {
-                        // Relaxed: statistics.
-                        pool.counters.uncached_allocs.fetch_add(1, Ordering::Relaxed);
-                        pool.counters.uncached_requested.fetch_add(layout.size() as u64, Ordering::Relaxed);
+                        pool.count_uncached_alloc(layout.size());
                         return Ok(block);
                     }
                 }
