@@ -1,8 +1,9 @@
 //! Growth beyond the first reservation ([`Builder::growth`](crate::Builder::growth)).
 //!
 //! **Shape.** When a class of the first region has carved its whole share and
-//! its stack is empty, the allocation (already on its cold path) asks the
-//! region's [`Extensions`]: up to `growth` further regions, each a complete
+//! its stack is empty, the allocation (already on its cold path) calls
+//! [`take`]: up to `growth` further regions (*extensions*, kept in the first
+//! region's [`Extensions`] slots, which `region.rs` owns and searches), each a complete
 //! region built from the same configuration (same classes, split and
 //! capacity; no thread caches). They are created on demand, in order, and
 //! kept until the allocator drops, so nothing is ever retired while another
@@ -38,86 +39,35 @@
 use core::cell::Cell;
 use core::ptr::NonNull;
 
-use crate::config::{ValidConfig, MAX_GROWTH};
-use crate::region::Region;
+use crate::config::ValidConfig;
+use crate::region::{Extensions, Region};
 use crate::sync::{AtomicPtr, Ordering};
-
-/// The extra regions a region may add (see the module docs).
-pub(crate) struct Extensions {
-    /// How every extension is built (`None`: growth is off).
-    config: Option<ValidConfig>,
-    /// One slot per extension allowed (none when growth is off), filled in
-    /// order, each once.
-    regions: Box<[AtomicPtr<Region>]>,
-}
 
 crate::sync::thread_local! {
     /// Set while this thread builds an extension (see the module docs).
     static GROWING: Cell<bool> = Cell::new(false);
 }
 
-impl Extensions {
-    /// The extensions `config` allows, none created yet.
-    pub(crate) fn new(config: &ValidConfig) -> Self {
-        let allowed = config.growth.min(MAX_GROWTH);
-        let config = (allowed > 0).then(|| ValidConfig {
-            // Extension blocks are served from the shared stacks (module
-            // docs), so the extensions reserve no cache slots, and do not
-            // grow themselves.
-            cache_depth: 0,
-            cache_bytes: 0,
-            growth: 0,
-            ..config.clone()
-        });
-        let regions = (0..allowed).map(|_| AtomicPtr::new(core::ptr::null_mut())).collect();
-        Extensions { config, regions }
-    }
-
-    /// How many extensions may be created in all.
-    pub(crate) fn limit(&self) -> usize {
-        self.regions.len()
-    }
-
-    /// The extensions created so far, in creation order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Region> {
-        self.regions.iter().map_while(|slot| {
-            // Acquire: pairs with the Release of the CAS in `install`, so the
-            // region is seen fully built.
-            let region = slot.load(Ordering::Acquire);
-            // SAFETY: a published region lives until `self` drops.
-            (!region.is_null()).then(|| unsafe { &*region })
-        })
-    }
-
-    /// The extension and class whose span holds `ptr`.
-    #[inline]
-    pub(crate) fn find(&self, ptr: *const u8) -> Option<(&Region, usize)> {
-        if self.regions.is_empty() {
-            return None;
+/// A block of `class` from the first extension of `region` that has one,
+/// creating extensions as needed; `None` when growth is off or used up.
+pub(crate) fn take(region: &Region, class: usize) -> Option<(&Region, NonNull<u8>)> {
+    let extensions: &Extensions = &region.extensions;
+    let config = extensions.config()?;
+    for slot in extensions.slots() {
+        // Acquire: as in `Extensions::iter`.
+        let mut extension = slot.load(Ordering::Acquire);
+        if extension.is_null() {
+            extension = install(slot, config)?;
         }
-        self.iter().find_map(|region| region.class_of(ptr).map(|class| (region, class)))
-    }
-
-    /// A block of `class` from the first extension that has one, creating
-    /// extensions as needed; `None` when growth is off or used up.
-    pub(crate) fn take(&self, class: usize) -> Option<(&Region, NonNull<u8>)> {
-        let config = self.config.as_ref()?;
-        for slot in self.regions.iter() {
-            // Acquire: as in `iter`.
-            let mut region = slot.load(Ordering::Acquire);
-            if region.is_null() {
-                region = install(slot, config)?;
-            }
-            // SAFETY: published, so valid until `self` drops.
-            let region = unsafe { &*region };
-            // (A trim of the extension may hold its free blocks: wait for
-            // them, as the first region's dry path does.)
-            if let Some(block) = region.pool(class).take_one_or_wait() {
-                return Some((region, block));
-            }
+        // SAFETY: published, so valid until the first region drops.
+        let extension = unsafe { &*extension };
+        // (A trim of the extension may hold its free blocks: wait for
+        // them, as the first region's dry path does.)
+        if let Some(block) = extension.pool(class).take_one_or_wait() {
+            return Some((extension, block));
         }
-        None
     }
+    None
 }
 
 /// Builds an extension and publishes it in `slot`, or returns the one
@@ -140,20 +90,6 @@ fn install(slot: &AtomicPtr<Region>, config: &ValidConfig) -> Option<*mut Region
             // SAFETY: our region was never published: nothing refers to it.
             unsafe { Region::destroy(built) };
             Some(winner)
-        }
-    }
-}
-
-impl Drop for Extensions {
-    fn drop(&mut self) {
-        for slot in self.regions.iter() {
-            // Relaxed: `drop` has `&mut self`; the allocator is gone and no
-            // other thread can reach the slots.
-            if let Some(region) = NonNull::new(slot.load(Ordering::Relaxed)) {
-                // SAFETY: published once, destroyed once, here, after the
-                // last use of the allocator that owned it.
-                unsafe { Region::destroy(region) };
-            }
         }
     }
 }

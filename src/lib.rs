@@ -1,22 +1,22 @@
 #![doc = include_str!("../README.md")]
 
-// Layers, bottom up: each module uses only modules above it in this list
-// (never one below), and each file's docs say what it owns.
-mod arena;
-mod cache; //      per-thread magazines, batch refill / flush, slot map
-mod checks; //     misuse detection: poison, reports
-mod class; //      one class's shared state: ClassPool, tagged stack, carver, block states
-mod config; //     Builder, Profile, Fallback, ConfigError: validation, no memory
-mod fork; //       trims and fork exclude each other
-mod global; //     GlobalAlloc and allocator_api2::Allocator glue
-mod growth; //     further reservations when a class runs dry
-mod os; //         the only caller of the OS: mmap, madvise, mincore, pthread_atfork
-mod region; //     one reservation and its layout, address -> class
-mod size_class; // (size, align) -> class, one table load
-mod slab; //       SlabAllocator: first use, thread slots, hot path, cold paths
-mod stats; //      counters snapshot and its table
+// Layers, bottom up: each module uses only modules listed before it (never
+// one after it), and each file's docs say what it owns.
 mod sync; //       the only importer of atomics / thread-locals (std or loom)
-mod trim; //       giving free pages back to the OS (madvise), safely under load //      Arena: a lock-free bump arena over its own reservation (uses only sync, os)
+mod os; //         the only caller of the OS: mmap, madvise, mincore, write, pthread_atfork
+mod size_class; // (size, align) -> class, one table load
+mod config; //     Builder, Profile, Fallback, ConfigError: validation, no memory
+mod class; //      one class's shared state: ClassPool over its depot, tagged stack, carver, block states
+mod cache; //      per-thread slots and magazines, batch refill / flush
+mod region; //     one reservation and its layout, its extensions, address -> (region, class)
+mod growth; //     adding extensions when a class runs dry
+mod checks; //     misuse detection: block states, poison, reports
+mod fork; //       trims and fork exclude each other
+mod stats; //      counters snapshot and its table
+mod trim; //       giving free pages back to the OS (madvise), safely under load
+mod slab; //       SlabAllocator: first use, thread slots, hot path, cold paths
+mod global; //     GlobalAlloc and allocator_api2::Allocator glue
+mod arena; //      Arena: a lock-free bump arena over its own reservation (uses only sync, os)
 
 #[cfg(all(test, lockfree_slab_loom))]
 #[path = "../loom_tests/mod.rs"]

@@ -37,11 +37,10 @@ use crate::cache::{CacheArea, CacheGeometry};
 use crate::class::depot::Depot;
 use crate::class::states::BlockStates;
 use crate::class::ClassPool;
-use crate::config::{ConfigError, Fallback, ValidConfig};
-use crate::growth::Extensions;
+use crate::config::{ConfigError, Fallback, ValidConfig, MAX_GROWTH};
 use crate::os::{self, PAGE};
 use crate::size_class::{build_tables, ClassLookup};
-use crate::sync::{AtomicU32, AtomicU64, AtomicU8, CachePadded, Ordering};
+use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, CachePadded, Ordering};
 
 /// Set in a checked allocator's hot-path id and in no thread's registry
 /// entry (region ids count up from 1 and never reach it), so the hot path's
@@ -214,7 +213,7 @@ pub(crate) struct Region {
     populated: bool,
     pub(crate) caches: CacheArea,
     pub(crate) oversize: CachePadded<OversizeCounters>,
-    /// Further regions a dry class may add (`growth.rs`).
+    /// Further regions a dry class may add (created by `growth.rs`).
     pub(crate) extensions: Extensions,
     /// Bytes every trim so far gave back to the OS (`trim.rs`).
     pub(crate) trimmed_bytes: AtomicU64,
@@ -375,6 +374,19 @@ impl Region {
         self.hot.class_of(ptr)
     }
 
+    /// Whose block is `ptr`: this region's or one of its extensions', and
+    /// which class; `None` for a pointer outside all of them (a fallback
+    /// block, a dangling zero-size pointer, foreign memory).
+    #[inline]
+    pub(crate) fn locate(&self, ptr: *const u8) -> Option<(&Region, usize)> {
+        match self.class_of(ptr) {
+            Some(class) => Some((self, class)),
+            None => {
+                self.extensions.iter().find_map(|extension| extension.class_of(ptr).map(|class| (extension, class)))
+            }
+        }
+    }
+
     /// The shared state of `class`.
     #[inline(always)]
     pub(crate) fn pool(&self, class: usize) -> &ClassPool {
@@ -399,6 +411,76 @@ unsafe impl Send for HotPath {}
 unsafe impl Sync for HotPath {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Region {}
+
+/// The extension slots of a first region: where `growth.rs` publishes the
+/// regions it adds, each once, and where [`Region::locate`] looks for a
+/// pointer outside the first region. Extensions live until the first region
+/// is destroyed, which destroys them.
+pub(crate) struct Extensions {
+    /// How every extension is built (`None`: growth is off).
+    config: Option<ValidConfig>,
+    /// One slot per extension allowed (none when growth is off), filled in
+    /// order, each once.
+    regions: Box<[AtomicPtr<Region>]>,
+}
+
+impl Extensions {
+    /// The extensions `config` allows, none created yet.
+    fn new(config: &ValidConfig) -> Self {
+        let allowed = config.growth.min(MAX_GROWTH);
+        let config = (allowed > 0).then(|| ValidConfig {
+            // Extension blocks are served from the shared stacks (see
+            // `growth.rs`), so extensions reserve no cache slots, and do
+            // not grow themselves.
+            cache_depth: 0,
+            cache_bytes: 0,
+            growth: 0,
+            ..config.clone()
+        });
+        let regions = (0..allowed).map(|_| AtomicPtr::new(core::ptr::null_mut())).collect();
+        Extensions { config, regions }
+    }
+
+    /// How every extension is built; `None` when growth is off.
+    pub(crate) fn config(&self) -> Option<&ValidConfig> {
+        self.config.as_ref()
+    }
+
+    /// The slots, in order, for `growth.rs` to fill.
+    pub(crate) fn slots(&self) -> &[AtomicPtr<Region>] {
+        &self.regions
+    }
+
+    /// How many extensions may be created in all.
+    pub(crate) fn limit(&self) -> usize {
+        self.regions.len()
+    }
+
+    /// The extensions created so far, in creation order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Region> {
+        self.regions.iter().map_while(|slot| {
+            // Acquire: pairs with the Release of the publishing CAS in
+            // `growth::install`, so the region is seen fully built.
+            let region = slot.load(Ordering::Acquire);
+            // SAFETY: a published region lives until `self` drops.
+            (!region.is_null()).then(|| unsafe { &*region })
+        })
+    }
+}
+
+impl Drop for Extensions {
+    fn drop(&mut self) {
+        for slot in self.regions.iter() {
+            // Relaxed: `drop` has `&mut self`; the allocator is gone and no
+            // other thread can reach the slots.
+            if let Some(region) = NonNull::new(slot.load(Ordering::Relaxed)) {
+                // SAFETY: published once, destroyed once, here, after the
+                // last use of the allocator that owned it.
+                unsafe { Region::destroy(region) };
+            }
+        }
+    }
+}
 
 /// Owns a region: dropping the last strong reference unmaps it. Thread
 /// caches hold weak references, so a thread that exits after its allocator

@@ -85,11 +85,8 @@ impl SlabAllocator {
         }?;
         // A dry class's block comes from an extension, the fallback, or is
         // dangling.
-        let region = self.region();
-        if self.hot().class_of(block.as_ptr()) == Some(class) {
-            checks::on_allocate::<R>(region.pool(class), class, block);
-        } else if let Some((extension, class)) = region.extensions.find(block.as_ptr()) {
-            checks::on_allocate::<R>(extension.pool(class), class, block);
+        if let Some((owner, class)) = self.region().locate(block.as_ptr()) {
+            checks::on_allocate::<R>(owner.pool(class), class, block);
         }
         Ok(block)
     }
@@ -173,7 +170,7 @@ impl SlabAllocator {
         // anything else: zero-size requests included, which get a unique
         // block whenever the pool has one.
         if let Some(class) = class {
-            if let Some((extension, block)) = region.extensions.take(class) {
+            if let Some((extension, block)) = crate::growth::take(region, class) {
                 let pool = extension.pool(class);
                 pool.count_uncached_alloc(layout.size());
                 return Ok(block);
@@ -237,7 +234,9 @@ impl SlabAllocator {
     #[cold]
     #[inline(never)]
     pub(super) unsafe fn deallocate_unclassed<R: OnMisuse>(&self, ptr: NonNull<u8>, layout: Layout) {
-        if let Some((extension, class)) = self.ready_region().and_then(|r| r.extensions.find(ptr.as_ptr())) {
+        // Outside the first region (the hot path's check), so an extension's
+        // block or nobody's.
+        if let Some((extension, class)) = self.ready_region().and_then(|r| r.locate(ptr.as_ptr())) {
             let pool = extension.pool(class);
             if extension.checks() {
                 checks::on_free::<R>(pool, class, ptr);

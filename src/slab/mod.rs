@@ -142,8 +142,7 @@ impl SlabAllocator {
     /// Whether `ptr` points into this allocator's pool, its growth
     /// included (as opposed to a fallback block or foreign memory).
     pub fn owns(&self, ptr: *const u8) -> bool {
-        self.ready_region()
-            .is_some_and(|region| region.class_of(ptr).is_some() || region.extensions.find(ptr).is_some())
+        self.ready_region().is_some_and(|region| region.locate(ptr).is_some())
     }
 
     /// The configured fallback (`None` until a lazily built allocator has

@@ -69,11 +69,8 @@ impl SlabAllocator {
     /// checks find with `R`.
     pub(crate) fn resize_in_place_with<R: OnMisuse>(&self, ptr: NonNull<u8>, new_layout: Layout) -> Option<usize> {
         let region = self.ready_region()?;
-        // The first region's block, or a growth reservation's (same classes).
-        let (owner, class) = match region.class_of(ptr.as_ptr()) {
-            Some(class) => (region, class),
-            None => region.extensions.find(ptr.as_ptr())?,
-        };
+        // The first region's block, or an extension's (same classes).
+        let (owner, class) = region.locate(ptr.as_ptr())?;
         if owner.checks() {
             checks::assert_live::<R>(owner.pool(class), class, ptr);
         }
@@ -93,8 +90,7 @@ impl SlabAllocator {
         }
         match self.ready_region() {
             Some(region) => {
-                region.class_of(ptr.as_ptr()).is_none()
-                    && region.extensions.find(ptr.as_ptr()).is_none()
+                region.locate(ptr.as_ptr()).is_none()
                     && region.class_for(new.size(), new.align()).is_none()
                     && region.fallback() == Fallback::System
             }
@@ -106,11 +102,8 @@ impl SlabAllocator {
     /// `ptr` is inside this allocator's pool, `None` if it is not (a
     /// fallback block, a zero-size allocation, or a foreign pointer).
     pub fn usable_size(&self, ptr: NonNull<u8>) -> Option<usize> {
-        let region = self.ready_region()?;
-        match self.hot().class_of(ptr.as_ptr()) {
-            Some(class) => Some(region.pool(class).block_size()),
-            None => region.extensions.find(ptr.as_ptr()).map(|(extension, class)| extension.pool(class).block_size()),
-        }
+        let (owner, class) = self.ready_region()?.locate(ptr.as_ptr())?;
+        Some(owner.pool(class).block_size())
     }
 
     /// The block size a request for `layout` would get from the pool, or

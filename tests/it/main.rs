@@ -23,6 +23,7 @@ mod exhaustion;
 mod fuzz_smoke;
 mod growth;
 mod huge_pages;
+mod layers;
 mod lifecycle;
 mod model;
 mod stress;
