@@ -36,7 +36,7 @@ impl CacheFixture {
         // SAFETY: `area_mem` is `area_len` zeroed bytes aligned to 128, owned
         // by this fixture until `drop`.
         let area = unsafe { CacheArea::new(geometry, area_mem, 1) };
-        let slot = area.slot(area.map.claim(1).expect("one free slot"));
+        let slot = area.claim().expect("one free slot");
         CacheFixture { area_mem, area_layout, area, slot, f: PoolFixture::new(capacity) }
     }
 

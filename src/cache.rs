@@ -23,7 +23,7 @@ use core::ptr::NonNull;
 use crate::class::ClassPool;
 use crate::config::MAX_CACHED_THREADS;
 use crate::size_class::MAX_CLASSES;
-use crate::sync::{bump_owned, AtomicU32, AtomicU64, Ordering, ZeroableAtomic};
+use crate::sync::{bump_owned, AtomicU32, AtomicU64, Ordering, UnsafeCell, ZeroableAtomic};
 
 /// The owner-written head of one magazine: its length and its counters.
 /// Other threads read it (for statistics) with relaxed loads.
@@ -40,6 +40,11 @@ use crate::sync::{bump_owned, AtomicU32, AtomicU64, Ordering, ZeroableAtomic};
 #[repr(C, align(64))]
 pub(crate) struct MagazineHeader {
     pub(crate) len: AtomicU32,
+    /// The magazine's capacity, written when a thread claims the slot
+    /// ([`CacheArea::claim`]) and read only by that thread: the free hot
+    /// path compares `len` with it in the same cache line. Not an atomic, so
+    /// that the compare can read it directly.
+    depth: UnsafeCell<u32>,
     /// Frees taken into the magazine.
     pub(crate) frees: AtomicU64,
     /// Bytes requested by allocations served from the magazine (cache hits
@@ -73,6 +78,7 @@ impl ZeroableAtomic for MagazineHeader {
     fn zero() -> Self {
         MagazineHeader {
             len: AtomicU32::zero(),
+            depth: UnsafeCell::new(0),
             frees: AtomicU64::zero(),
             requested: AtomicU64::zero(),
             misses: AtomicU64::zero(),
@@ -84,27 +90,27 @@ impl ZeroableAtomic for MagazineHeader {
     }
 }
 
-/// Where the slots are and how they are cut. A slot is
+/// Where the slots are and how they are cut. A slot is one stride per
+/// class,
 ///
 /// ```text
-/// [ header of class 0 | header of class 1 | … ][ blocks of class 0 | blocks of class 1 | … ]
+/// [ header of class 0 | blocks of class 0 … ][ header of class 1 | blocks of class 1 … ] …
 /// ```
 ///
-/// with 64-byte headers and a power-of-two byte stride per class's block
-/// array, so both offsets are shifts of the class index: the free path, which
-/// finds the class from the address, reaches its magazine without a multiply.
+/// with a 64-byte header followed by the class's block array (strides are
+/// multiples of 128 bytes). A magazine's header is one table load and add
+/// from the slot, and its blocks are at a constant offset from its header:
+/// no multiply, no shift by a loaded amount.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct CacheGeometry {
     /// The largest magazine depth of any class (0: caches disabled); the
-    /// block arrays are cut for it.
+    /// strides are cut for it.
     #[cfg_attr(any(not(test), lockfree_slab_loom), allow(dead_code))]
     pub(crate) depth: u32,
     /// Magazine depth of each class.
     depths: [u16; MAX_CLASSES],
-    /// log2 of the bytes between two classes' block arrays.
-    blocks_shift: u32,
-    /// Bytes of the header array, where the block arrays start.
-    headers_len: usize,
+    /// Byte offset of each class's header in a slot.
+    offsets: [u32; MAX_CLASSES],
     /// Bytes per slot, padded so that two threads' slots never share a
     /// (pair of) cache line(s).
     pub(crate) slot_size: usize,
@@ -115,7 +121,7 @@ pub(crate) struct CacheGeometry {
 impl CacheGeometry {
     /// No caches at all.
     pub(crate) const DISABLED: CacheGeometry =
-        CacheGeometry { depth: 0, depths: [0; MAX_CLASSES], blocks_shift: 0, headers_len: 0, slot_size: 0, slots: 0 };
+        CacheGeometry { depth: 0, depths: [0; MAX_CLASSES], offsets: [0; MAX_CLASSES], slot_size: 0, slots: 0 };
 
     /// Every one of `classes` classes with magazines of `depth` blocks.
     #[cfg_attr(not(any(test, lockfree_slab_loom)), allow(dead_code))]
@@ -126,23 +132,24 @@ impl CacheGeometry {
     /// One magazine depth per class (all 0: caches disabled). Depths are at
     /// most `MAX_CACHE_DEPTH`, so they fit the table's `u16`.
     pub(crate) fn with_depths(depths: &[usize], slots: usize) -> Self {
-        let classes = depths.len();
         let depth = depths.iter().copied().max().unwrap_or(0);
         if depth == 0 {
             return Self::DISABLED;
         }
         let mut table = [0u16; MAX_CLASSES];
-        for (entry, &d) in table.iter_mut().zip(depths) {
+        let mut offsets = [0u32; MAX_CLASSES];
+        let mut cursor = 0;
+        for ((entry, offset), &d) in table.iter_mut().zip(&mut offsets).zip(depths) {
             *entry = d as u16;
+            *offset = cursor as u32;
+            cursor +=
+                (core::mem::size_of::<MagazineHeader>() + d * core::mem::size_of::<usize>()).next_multiple_of(128);
         }
-        let headers_len = (classes * core::mem::size_of::<MagazineHeader>()).next_multiple_of(128);
-        let blocks_stride = (depth * core::mem::size_of::<usize>()).next_power_of_two();
         CacheGeometry {
             depth: depth as u32,
             depths: table,
-            blocks_shift: blocks_stride.trailing_zeros(),
-            headers_len,
-            slot_size: (headers_len + classes * blocks_stride).next_multiple_of(128),
+            offsets,
+            slot_size: cursor.next_multiple_of(128),
             slots: slots as u32,
         }
     }
@@ -168,17 +175,24 @@ impl CacheGeometry {
     /// thread owns it (claimed it and has not released it), and `class` is a
     /// class of the region.
     #[inline(always)]
-    pub(crate) unsafe fn magazine(self, slot: SlotPtr, class: usize) -> Magazine<'static> {
-        let base = slot.0.as_ptr();
+    pub(crate) unsafe fn magazine(&self, slot: SlotPtr, class: usize) -> Magazine<'static> {
+        debug_assert!(class < MAX_CLASSES);
+        // SAFETY: `class` is a class of the region (caller), so below
+        // MAX_CLASSES, the table's length.
+        let offset = unsafe { *self.offsets.get_unchecked(class) } as usize;
+        let at = slot.0.as_ptr().wrapping_add(offset);
         // SAFETY: the slot and class are in range (caller), so the header is
         // inside the area, initialised, and 64-aligned. The area lives as
         // long as the region, which the caller keeps alive while it uses the
         // magazine (the `'static` never escapes a method of the allocator).
-        let header = unsafe { &*base.cast::<MagazineHeader>().add(class) };
-        let blocks = base.wrapping_add(self.headers_len + (class << self.blocks_shift)).cast::<NonNull<u8>>();
-        // The mask keeps the index in the table without a bounds check
-        // (`class` is a class of the region, so it is below MAX_CLASSES).
-        Magazine { header, blocks, depth: u32::from(self.depths[class & (MAX_CLASSES - 1)]) }
+        let header = unsafe { &*at.cast::<MagazineHeader>() };
+        let blocks = at.wrapping_add(core::mem::size_of::<MagazineHeader>()).cast::<NonNull<u8>>();
+        Magazine { header, blocks }
+    }
+
+    /// The header of `class` in the slot at `slot_base`.
+    fn header_at(&self, slot_base: *mut u8, class: usize) -> *mut MagazineHeader {
+        slot_base.wrapping_add(self.offsets[class] as usize).cast()
     }
 }
 
@@ -251,6 +265,7 @@ impl SlotMap {
 pub(crate) struct CacheArea {
     pub(crate) geometry: CacheGeometry,
     base: *mut u8,
+    classes: usize,
     pub(crate) map: SlotMap,
 }
 
@@ -262,12 +277,32 @@ impl CacheArea {
     /// lives.
     pub(crate) unsafe fn new(geometry: CacheGeometry, base: *mut u8, classes: usize) -> Self {
         for slot in 0..geometry.slots as usize {
-            let headers = base.wrapping_add(slot * geometry.slot_size).cast::<MagazineHeader>();
-            // SAFETY: the header array of a slot inside the zero-filled area,
-            // aligned to 128 (slot sizes are multiples of 128).
-            unsafe { crate::sync::init_zeroed_atomics(headers, classes) };
+            for class in 0..classes {
+                let header = geometry.header_at(base.wrapping_add(slot * geometry.slot_size), class);
+                // SAFETY: a header inside the zero-filled area, aligned to 64
+                // (strides are powers of two of at least 64, slot sizes
+                // multiples of 128).
+                unsafe { crate::sync::init_zeroed_atomics(header, 1) };
+            }
         }
-        CacheArea { geometry, base, map: SlotMap::new() }
+        CacheArea { geometry, base, classes, map: SlotMap::new() }
+    }
+
+    /// Claims a free slot for the calling thread and sets its magazines'
+    /// depths; `None` when every slot is taken.
+    pub(crate) fn claim(&self) -> Option<SlotPtr> {
+        let slot = self.slot(self.map.claim(self.geometry.slots)?);
+        for class in 0..self.classes {
+            let header = self.geometry.header_at(slot.0.as_ptr(), class);
+            // SAFETY: a header of the slot we just claimed (initialised in
+            // `new`); only atomics are written through it.
+            let header = unsafe { &*header };
+            // SAFETY: only the slot's owner reads or writes `depth`, and we
+            // own the slot now (the claim's Acquire orders us after the
+            // previous owner's release).
+            unsafe { *header.depth.get() = u32::from(self.geometry.depths[class]) };
+        }
+        Some(slot)
     }
 
     pub(crate) fn is_enabled(&self) -> bool {
@@ -301,10 +336,10 @@ impl CacheArea {
     /// The header of `class` in `slot`, for reading statistics from any
     /// thread.
     pub(crate) fn header(&self, slot: u32, class: usize) -> &MagazineHeader {
-        let base = self.slot(slot).0.as_ptr();
+        let header = self.geometry.header_at(self.slot(slot).0.as_ptr(), class);
         // SAFETY: in range (slot < slots by `self.slot`, class < classes by
         // the caller), initialised, and only atomics are read through it.
-        unsafe { &*base.cast::<MagazineHeader>().add(class) }
+        unsafe { &*header }
     }
 }
 
@@ -318,10 +353,17 @@ pub(crate) struct Magazine<'a> {
     /// `depth` block pointers following the header; entries `0..len` are
     /// free blocks of the class, oldest first. Only the owner touches them.
     blocks: *mut NonNull<u8>,
-    depth: u32,
 }
 
 impl Magazine<'_> {
+    /// The magazine's capacity.
+    #[inline(always)]
+    fn depth(&self) -> u32 {
+        // SAFETY: written by this thread when it claimed the slot (the
+        // magazine is only reached through its owner's claimed slot).
+        unsafe { *self.header.depth.get() }
+    }
+
     /// The cache hit: the newest free block, or `None` if empty.
     #[inline(always)]
     pub(crate) fn pop(&self, requested: usize) -> Option<NonNull<u8>> {
@@ -342,7 +384,7 @@ impl Magazine<'_> {
     pub(crate) fn push(&self, block: NonNull<u8>) -> bool {
         // Relaxed: as in `pop`.
         let len = self.header.len.load(Ordering::Relaxed);
-        if len == self.depth {
+        if len == self.depth() {
             return false;
         }
         // SAFETY: `len < depth`, so the entry is inside the magazine.
@@ -367,7 +409,7 @@ impl Magazine<'_> {
     #[cold]
     pub(crate) fn refill(&self, pool: &ClassPool, batch: u32, requested: usize) -> Option<NonNull<u8>> {
         debug_assert_eq!(self.header.len.load(Ordering::Relaxed), 0);
-        debug_assert!(batch <= self.depth);
+        debug_assert!(batch <= self.depth());
         let blocks = self.blocks;
         let got = pool.take_batch(batch, |position, block| {
             // SAFETY: position < batch <= depth: inside the magazine.
@@ -443,17 +485,17 @@ mod tests {
     fn geometry_uses_shifts_and_keeps_slots_apart() {
         let g = CacheGeometry::new(44, 64, 8);
         assert_eq!(g.batch_of(43), 32);
-        assert_eq!(1usize << g.blocks_shift, 512);
-        assert_eq!(g.headers_len % 128, 0);
+        assert_eq!(g.offsets[1], 640, "a 64-byte header and 64 pointers, rounded up to 128 bytes");
+        assert_eq!(g.offsets[43], 43 * 640);
         assert_eq!(g.slot_size % 128, 0);
-        assert!(g.slot_size >= g.headers_len + 44 * 512);
+        assert!(g.slot_size >= 44 * 640);
         let odd = CacheGeometry::new(3, 6, 1);
         assert_eq!((odd.depth, odd.batch_of(0)), (6, 3));
-        assert_eq!(1usize << odd.blocks_shift, 64, "6 pointers round up to a 64-byte stride");
+        assert_eq!(odd.offsets[1], 128, "64 + 6 pointers round up to a 128-byte stride");
         assert_eq!(CacheGeometry::new(3, 0, 8).area_len(), 0, "depth 0 disables caches");
         let scaled = CacheGeometry::with_depths(&[1024, 256, 64], 1);
         assert_eq!(scaled.depth, 1024);
-        assert_eq!(1usize << scaled.blocks_shift, 8192, "arrays are cut for the deepest class");
+        assert_eq!(scaled.offsets[1..3], [8320, 8320 + 2176], "each class's stride fits its own depth");
         assert_eq!((scaled.batch_of(0), scaled.batch_of(2)), (512, 32), "refills and flushes move the same batch");
     }
 

@@ -5,29 +5,36 @@
 //! ```text
 //! allocate / GlobalAlloc::alloc / Allocator::allocate
 //! └─ allocate_with                          HOT  hot.rs
-//!    ├─ not READY ──> allocate_unready           lazy.rs: first use, or the system
+//!    ├─ front entry not ours (or no slot, checked, not READY) ──> allocate_miss
+//!    │   ├─ not READY ──> allocate_unready       lazy.rs: first use, or the system
+//!    │   ├─ no class holds it ──> allocate_unclassed
+//!    │   └─ allocate_lookup                      registry::slot_for (claims a slot)
+//!    │       ├─ checked ──> allocate_checked      the same paths, then checks::on_allocate
+//!    │       ├─ no slot ──> allocate_uncached     pool.take_one_or_wait; dry: allocate_fallback(class)
+//!    │       └─ allocate_in
 //!    ├─ no class holds it ──> allocate_unclassed  zero size: dangling; else allocate_fallback(None)
-//!    ├─ front entry not ours ──> allocate_lookup   registry::slot_for (claims a slot)
-//!    │   ├─ checked ──> allocate_checked          the same paths, then checks::on_allocate
-//!    │   ├─ no slot ──> allocate_uncached         pool.take_one_or_wait; dry: allocate_fallback(class)
-//!    │   └─ allocate_in
 //!    └─ allocate_in                         HOT  magazine pop
-//!       └─ empty ──> allocate_refill              refill_and_pop; dry: retry_while_trimmed,
-//!                                                 then allocate_fallback(class)
+//!       └─ empty ──> allocate_refill              refill_and_pop (pool.take_batch: a depot batch,
+//!                                                 else the stack, else carve); dry:
+//!                                                 retry_while_trimmed, then allocate_fallback(class)
 //! allocate_fallback(class or None)                growth (a further reservation) for a dry class,
 //!                                                 a zero-size request: dangling; else the
 //!                                                 configured Fallback (System or AllocError)
 //!
 //! deallocate / GlobalAlloc::dealloc / Allocator::deallocate
 //! └─ deallocate_with                        HOT  hot.rs
-//!    ├─ not READY, or outside the first region ──> deallocate_unclassed
-//!    │                                            a growth block: its class's stack; else the
-//!    │                                            checks' foreign-pointer tests; System.dealloc
-//!    ├─ front entry not ours ──> deallocate_lookup  checks::on_free; registry::slot_for
-//!    │   ├─ no slot ──> deallocate_uncached       pool.give_back
-//!    │   └─ deallocate_in
+//!    ├─ front entry not ours (or no slot, checked, not READY) ──> deallocate_miss
+//!    │   ├─ not READY, or outside the first region ──> deallocate_unclassed
+//!    │   └─ deallocate_lookup                     checks::on_free; registry::slot_for
+//!    │       ├─ no slot ──> deallocate_uncached   pool.give_back
+//!    │       └─ deallocate_in
+//!    ├─ outside the first region ──> deallocate_unclassed
+//!    │                                            an extension's block (Region::locate): its
+//!    │                                            class's stack; else the checks' foreign-pointer
+//!    │                                            tests; System.dealloc
 //!    └─ deallocate_in                       HOT  magazine push
-//!       └─ full ──> deallocate_flush              flush_and_push: a batch back to the stack
+//!       └─ full ──> deallocate_flush              flush_and_push (pool.give_batch: a depot
+//!                                                 record, else a chain on the stack)
 //! ```
 //!
 //! `allocate_zeroed`, `resize_in_place` and `realloc` (`resize.rs`,
@@ -51,6 +58,39 @@ impl SlabAllocator {
     pub(super) fn slot(&self) -> Option<SlotPtr> {
         let region = self.region();
         registry::slot_for(region.id(), region, self.owner())
+    }
+
+    /// The front thread-local entry is not this allocator's (or has no
+    /// slot, or this allocator is checked or not ready yet): the checks of
+    /// the hot path in the safe order — ready, class, then the lookup.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn allocate_miss<R: OnMisuse>(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let Some(hot) = self.ready_hot() else {
+            return self.allocate_unready::<R>(layout);
+        };
+        let Some(class) = hot.class_for(layout.size(), layout.align()) else {
+            return self.allocate_unclassed(layout);
+        };
+        self.allocate_lookup::<R>(class, layout)
+    }
+
+    /// As [`allocate_miss`](Self::allocate_miss), for a free.
+    ///
+    /// # Safety
+    ///
+    /// As for [`deallocate`](Self::deallocate).
+    #[cold]
+    #[inline(never)]
+    pub(super) unsafe fn deallocate_miss<R: OnMisuse>(&self, ptr: NonNull<u8>, layout: Layout) {
+        let Some(class) = self.ready_hot().and_then(|hot| hot.class_of(ptr.as_ptr())) else {
+            // SAFETY: no region yet (or never), or outside it: from the
+            // system allocator or the fallback, or a zero-size dangling
+            // pointer, or an extension's block (caller).
+            return unsafe { self.deallocate_unclassed::<R>(ptr, layout) };
+        };
+        // SAFETY: `ptr` is a block of `class` being freed (caller).
+        unsafe { self.deallocate_lookup::<R>(class, ptr) }
     }
 
     /// The front thread-local entry is another allocator's (or says "no
@@ -259,7 +299,10 @@ impl SlabAllocator {
             }
             // Only an eagerly built allocator never had blocks from the
             // system (a lazy one's first use serves some from it).
-            if layout.size() != 0 && region.fallback() == Fallback::Error && self.hot.id != 0 {
+            if layout.size() != 0
+                && region.fallback() == Fallback::Error
+                && matches!(self.lazy, super::lazy::LazyConfig::Built)
+            {
                 checks::foreign::<R>(ptr, "it is outside the pool, and with Fallback::Error no block lives elsewhere");
             }
         }

@@ -1,9 +1,9 @@
-//! The hot path, and nothing else: a cache hit allocates with a state
-//! check, a size-class table load, a thread-local front-entry compare and a
-//! magazine pop; it frees with an address check, the same compare and a
-//! magazine push. Every way off it is a tail call to a `#[cold]` function in
-//! `cold.rs` (or `lazy.rs` for a request before first use), whose header
-//! maps every path.
+//! The hot path, and nothing else: a cache hit allocates with a
+//! thread-local front-entry compare (which also proves the allocator is
+//! ready and the thread has a slot), a size-class table load and a magazine
+//! pop; it frees with the same compare, an address check and a magazine
+//! push. Every way off it is a tail call to a `#[cold]` function in
+//! `cold.rs`, whose header maps every path.
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
@@ -12,6 +12,7 @@ use super::{registry, SlabAllocator};
 use crate::cache::SlotPtr;
 use crate::checks::{OnMisuse, Panic};
 use crate::region::HotPath;
+use crate::sync::Ordering;
 use crate::AllocError;
 
 impl SlabAllocator {
@@ -42,14 +43,13 @@ impl SlabAllocator {
     pub(crate) fn allocate_with<R: OnMisuse>(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         // Every way off the hot path is a tail call to a cold function, so
         // this one needs no stack frame when it is not inlined.
-        let Some(hot) = self.ready_hot() else {
-            return self.allocate_unready::<R>(layout);
+        // Relaxed: see `registry::front_slot` (a match proves the rest).
+        let Some(slot) = registry::front_slot(self.hot_id.load(Ordering::Relaxed)) else {
+            return self.allocate_miss::<R>(layout);
         };
+        let hot = self.hot();
         let Some(class) = hot.class_for(layout.size(), layout.align()) else {
             return self.allocate_unclassed(layout);
-        };
-        let Some(slot) = registry::front_slot(hot.id) else {
-            return self.allocate_lookup::<R>(class, layout);
         };
         // SAFETY: `slot` is this thread's own slot of this region (the front
         // entry of its registry matched our id); `class` is one of ours.
@@ -105,19 +105,16 @@ impl SlabAllocator {
     /// As for [`deallocate`](Self::deallocate).
     #[inline(always)]
     pub(crate) unsafe fn deallocate_with<R: OnMisuse>(&self, ptr: NonNull<u8>, layout: Layout) {
-        let Some(hot) = self.ready_hot() else {
-            // SAFETY: no region yet (or never), so `ptr` came from the system
-            // allocator or is a zero-size dangling pointer.
-            return unsafe { self.deallocate_unclassed::<R>(ptr, layout) };
+        // Relaxed: as in `allocate_with`.
+        let Some(slot) = registry::front_slot(self.hot_id.load(Ordering::Relaxed)) else {
+            // SAFETY: forwarded from the caller.
+            return unsafe { self.deallocate_miss::<R>(ptr, layout) };
         };
+        let hot = self.hot();
         let Some(class) = hot.class_of(ptr.as_ptr()) else {
             // SAFETY: forwarded from the caller: not ours, so from the
             // fallback (or a zero-size dangling pointer).
             return unsafe { self.deallocate_unclassed::<R>(ptr, layout) };
-        };
-        let Some(slot) = registry::front_slot(hot.id) else {
-            // SAFETY: `ptr` is a block of `class` being freed (caller).
-            return unsafe { self.deallocate_lookup::<R>(class, ptr) };
         };
         // SAFETY: this thread's own slot; `class` from the address; `ptr`
         // is being freed (caller).

@@ -39,6 +39,11 @@ pub(crate) const INITIALIZING: u8 = 1;
 pub(crate) const READY: u8 = 2;
 pub(crate) const FAILED: u8 = 3;
 
+/// The hot-path id of an allocator that is not `READY`: bit 63 is set, so
+/// no registry entry (region ids count up from 1 and never reach it) can
+/// match it, and every operation takes the cold path, which checks the state.
+pub(crate) const NOT_READY: u64 = u64::MAX;
+
 /// What a lazily initialised allocator builds on first use.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum LazyConfig {
@@ -64,19 +69,15 @@ impl LazyConfig {
 }
 
 impl SlabAllocator {
-    /// The hot-path constants if the region exists. An eagerly built
-    /// allocator answers from its immutable copy without touching an atomic;
-    /// a lazily built one loads its state with Acquire (pairing with the
-    /// Release store of `READY` in `initialise`, so the cell is complete).
+    /// The hot-path constants if the region exists: the state loaded with
+    /// Acquire (pairing with the Release store of `READY` in `initialise`,
+    /// or made before the allocator was shared, so the cell is complete).
     #[inline(always)]
     pub(super) fn ready_hot(&self) -> Option<&HotPath> {
-        if self.hot.id != 0 {
-            return Some(&self.hot);
-        }
         if self.state.load(Ordering::Acquire) == READY {
             // SAFETY: written once before the Release store of READY that we
             // just observed with Acquire; never written again.
-            return Some(unsafe { &*self.lazy_hot.get() });
+            return Some(unsafe { &*self.hot.get() });
         }
         None
     }
@@ -91,12 +92,11 @@ impl SlabAllocator {
     /// [`ready_hot`](Self::ready_hot) returned `Some` on this path.
     #[inline(always)]
     pub(super) fn hot(&self) -> &HotPath {
-        if self.hot.id != 0 {
-            return &self.hot;
-        }
-        // SAFETY: the caller observed READY (Acquire) earlier on this path;
+        // SAFETY: the caller observed READY (Acquire) earlier on this path,
+        // or this thread's front registry entry matched the hot-path id
+        // (which it made after observing READY, see `registry::front_slot`);
         // the cell was written before that and never changes again.
-        unsafe { &*self.lazy_hot.get() }
+        unsafe { &*self.hot.get() }
     }
 
     /// The region. Only called once [`is_ready`](Self::is_ready) was seen.
@@ -136,14 +136,18 @@ impl SlabAllocator {
         match built {
             Some(Ok(region)) => {
                 let owner = Arc::new(RegionOwner::new(region));
+                let hot = owner.region().hot();
                 // SAFETY: we won the CAS, so we are the only writer, and no
                 // reader touches the cells before seeing READY below.
                 unsafe {
-                    *self.lazy_hot.get() = owner.region().hot();
+                    *self.hot.get() = hot;
                     *self.owner.get() = Some(owner);
                 }
                 // Release: pairs with the Acquire loads of `is_ready`.
                 self.state.store(READY, Ordering::Release);
+                // Relaxed: the hot path only compares it with a registry
+                // entry, which a thread makes after its own Acquire of READY.
+                self.hot_id.store(hot.id, Ordering::Relaxed);
                 true
             }
             _ => {

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use crate::config::{Builder, ConfigError, Fallback, Profile, ValidConfig};
 use crate::region::{HotPath, Region, RegionOwner};
 use crate::stats::Stats;
-use crate::sync::{AtomicU8, Ordering, UnsafeCell};
+use crate::sync::{AtomicU64, AtomicU8, Ordering, UnsafeCell};
 use crate::trim::TrimReport;
-use lazy::{LazyConfig, READY, UNINIT};
+use lazy::{LazyConfig, NOT_READY, READY, UNINIT};
 
 mod cold;
 mod hot;
@@ -30,16 +30,17 @@ mod resize;
 /// See the crate documentation for examples and for what each method
 /// promises.
 pub struct SlabAllocator {
-    /// The hot-path constants of an eagerly built allocator (from
-    /// `Builder::build`), immutable for its whole life — so the compiler may
-    /// keep them in registers across calls. [`HotPath::EMPTY`] (id 0) for a
-    /// lazily built one, which uses `lazy_hot` instead.
-    hot: HotPath,
+    /// What the hot path compares with the thread's front registry entry
+    /// (`registry::front_slot`): the region's hot-path id once the
+    /// allocator is `READY`, [`NOT_READY`] before. Written once, after
+    /// `hot`; read Relaxed (a match proves the rest, see `front_slot`).
+    hot_id: AtomicU64,
     /// `UNINIT`, `INITIALIZING`, `READY` or `FAILED` (see `lazy.rs`).
     state: AtomicU8,
-    /// A lazily built allocator's hot-path constants; written once, before
+    /// The hot-path constants: written once, at construction by
+    /// `Builder::build` or on first use of a `const` allocator, before
     /// `state` becomes `READY`.
-    lazy_hot: UnsafeCell<HotPath>,
+    hot: UnsafeCell<HotPath>,
     /// Keeps the region mapped; thread caches hold weak references to it.
     /// Written once, before `state` becomes `READY`.
     owner: UnsafeCell<Option<Arc<RegionOwner>>>,
@@ -99,9 +100,9 @@ macro_rules! lazy_constructors {
 
         $($constness)? fn lazy(lazy: LazyConfig) -> Self {
             SlabAllocator {
-                hot: HotPath::EMPTY,
+                hot_id: AtomicU64::new(NOT_READY),
                 state: AtomicU8::new(UNINIT),
-                lazy_hot: UnsafeCell::new(HotPath::EMPTY),
+                hot: UnsafeCell::new(HotPath::EMPTY),
                 owner: UnsafeCell::new(None),
                 lazy,
             }
@@ -131,9 +132,9 @@ impl SlabAllocator {
             crate::trim::spawn_background(&owner, interval);
         }
         Ok(SlabAllocator {
-            hot,
+            hot_id: AtomicU64::new(hot.id),
             state: AtomicU8::new(READY),
-            lazy_hot: UnsafeCell::new(HotPath::EMPTY),
+            hot: UnsafeCell::new(hot),
             owner: UnsafeCell::new(Some(owner)),
             lazy: LazyConfig::Built,
         })

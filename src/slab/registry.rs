@@ -55,6 +55,10 @@ pub(crate) const RETRY_AFTER: u32 = 4096;
 struct Entry {
     /// The region's id; 0 marks an empty entry.
     id: Cell<u64>,
+    /// What the hot path compares: `id` when the entry has a slot, else 0
+    /// (which no allocator's hot-path id is), so one compare answers both
+    /// "this allocator?" and "with a slot?".
+    hot_id: Cell<u64>,
     /// `None`: no slot was free (negative entry, served uncached).
     slot: Cell<Option<SlotPtr>>,
     /// `Weak::into_raw` of the region's owner.
@@ -65,11 +69,18 @@ struct Entry {
 
 impl Entry {
     const fn empty() -> Entry {
-        Entry { id: Cell::new(0), slot: Cell::new(None), owner: Cell::new(core::ptr::null()), retry: Cell::new(0) }
+        Entry {
+            id: Cell::new(0),
+            hot_id: Cell::new(0),
+            slot: Cell::new(None),
+            owner: Cell::new(core::ptr::null()),
+            retry: Cell::new(0),
+        }
     }
 
     fn swap(&self, other: &Entry) {
         self.id.swap(&other.id);
+        self.hot_id.swap(&other.hot_id);
         self.slot.swap(&other.slot);
         self.owner.swap(&other.owner);
         self.retry.swap(&other.retry);
@@ -114,8 +125,7 @@ impl Registry {
         if !guarded {
             return None;
         }
-        let claimed = region.caches.map.claim(region.caches.geometry.slots);
-        let slot = claimed.map(|s| region.caches.slot(s));
+        let slot = region.caches.claim();
         // The whole update first, with the victim taken out whole; its
         // references are dropped only once the entries are consistent again.
         let victim = self.take(ENTRIES - 1);
@@ -124,6 +134,7 @@ impl Registry {
         }
         let front = &self.entries[0];
         front.id.set(region.id());
+        front.hot_id.set(if slot.is_some() { region.id() } else { 0 });
         front.slot.set(slot);
         front.owner.set(Weak::into_raw(Arc::downgrade(owner)));
         front.retry.set(RETRY_AFTER);
@@ -143,6 +154,7 @@ impl Registry {
         if entry.id.replace(0) == 0 {
             return None;
         }
+        entry.hot_id.set(0);
         let slot = entry.slot.take();
         let owner = entry.owner.replace(core::ptr::null());
         // SAFETY: `owner` came from `Weak::into_raw` in `find_or_register`
@@ -243,15 +255,24 @@ fn exit_guard_registered() -> bool {
 }
 
 /// The slot of the current thread's most recently used allocator, if that
-/// is the region `id`: the whole hot-path lookup, one thread-local load and
-/// one compare. `None` sends the caller to [`slot_for`] on its cold path.
+/// is the region whose hot-path id is `hot_id` and the thread has a slot in
+/// it: the whole hot-path lookup, one thread-local load and one compare.
+/// `None` sends the caller to its cold path.
+///
+/// A match also proves the region exists and this thread has seen it
+/// published: the entry was made by this thread after it found the
+/// allocator READY (`lazy.rs`), so the hot path reads the allocator's
+/// constants without another Acquire.
 #[inline(always)]
-pub(crate) fn front_slot(id: u64) -> Option<SlotPtr> {
+pub(crate) fn front_slot(hot_id: u64) -> Option<SlotPtr> {
     REGISTRY
         .try_with(|r| {
             let front = &r.entries[0];
-            if front.id.get() == id {
-                front.slot.get()
+            if front.hot_id.get() == hot_id {
+                // SAFETY: `hot_id` is never 0 (region ids start at 1; a
+                // non-READY allocator's is `NOT_READY`), and an entry's
+                // `hot_id` is non-zero only while it holds a slot.
+                Some(unsafe { front.slot.get().unwrap_unchecked() })
             } else {
                 None
             }
