@@ -13,7 +13,7 @@
 //! operation on the allocator.
 //!
 //! **Class from address stays O(1).** A pointer outside the first region's
-//! spans is looked up in at most [`MAX_GROWTH`] extensions, each with the
+//! spans is looked up in at most [`MAX_GROWTH`](crate::MAX_GROWTH) extensions, each with the
 //! same subtract-shift-compare as the first region. The hot path never does
 //! this: it only ever sees the first region; a free of an extension block
 //! is sent to the cold path by the first region's address check (the path

@@ -1,7 +1,7 @@
 //! The synchronisation facade: the only module that names atomics, padded
 //! cells, backoff and spin hints.
 //!
-//! Under `--cfg lockfree_slab_loom` every item comes from [loom], so the model
+//! Under `--cfg lockfree_slab_loom` every item comes from [loom](https://docs.rs/loom), so the model
 //! checker sees (and permutes) every access the lock-free code makes; otherwise
 //! the items are std's and crossbeam-utils'. The cfg is crate-specific on
 //! purpose: a user who runs *their own* crate under `--cfg loom` must not flip

@@ -27,10 +27,10 @@ impl SlabAllocator {
     ///   nothing.)
     /// - A request no class can hold (larger than the largest class, or
     ///   aligned more than any class that fits), or of a class whose share of
-    ///   the pool is used up, goes to the configured [`Fallback`]: the system
+    ///   the pool is used up, goes to the configured [`Fallback`](crate::Fallback): the system
     ///   allocator, or `Err(AllocError)`.
     ///
-    /// Never panics, unless [checks](Builder::checks) are on and find that
+    /// Never panics, unless [checks](crate::Builder::checks) are on and find that
     /// a freed block handed out again was written to after its free.
     #[inline]
     pub fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
@@ -83,7 +83,7 @@ impl SlabAllocator {
     /// The block's class is found from its address; `layout` is only used
     /// to free fallback blocks and zero-size dangling pointers.
     ///
-    /// With [checks](Builder::checks) on, a violation of this contract that
+    /// With [checks](crate::Builder::checks) on, a violation of this contract that
     /// the checks detect panics, naming the misuse, the class, the block and
     /// the address.
     ///

@@ -59,7 +59,7 @@ impl SlabAllocator {
     /// If the block at `ptr` (allocated with some layout) can hold
     /// `new_layout` without moving — it is in the pool, and `new_layout`
     /// maps to the same class — its block size; otherwise `None` (the
-    /// caller allocates, copies and frees). With [checks](Builder::checks)
+    /// caller allocates, copies and frees). With [checks](crate::Builder::checks)
     /// on, `ptr` must be a live block of the pool or a pointer outside it.
     pub fn resize_in_place(&self, ptr: NonNull<u8>, new_layout: Layout) -> Option<usize> {
         self.resize_in_place_with::<Panic>(ptr, new_layout)
