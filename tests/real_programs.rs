@@ -46,11 +46,7 @@ fn child_run(allocator: &str) -> Report {
         .output()
         .expect("re-run this test binary");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the run on {allocator} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "the run on {allocator} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let mut report = Report { allocator: String::new(), slab_allocations: u64::MAX, digests: BTreeMap::new() };
     // libtest may print "test <name> ... " at the start of the first line.
     for line in stdout.lines() {

@@ -141,7 +141,11 @@ fn spawn(program: Program, kind: Kind, scale: Scale, order: usize) -> Result<(Ru
         .map_err(|e| format!("{what}: cannot start the child: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        return Err(format!("{what}: the child failed ({}):\n{stdout}{}", out.status, String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "{what}: the child failed ({}):\n{stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let field = |key: &str| {
         stdout

@@ -220,7 +220,8 @@ fn render_real(o: &Options, real: &real::Results) -> String {
         "wall = the program alone (inputs read before it), median and min-max of the runs; \
          'x peer' = / the faster of mimalloc and jemalloc;"
     );
-    let _ = writeln!(s, "'x glibc' = / the system allocator; peak RSS = VmHWM of the whole process (median of the runs).");
+    let _ =
+        writeln!(s, "'x glibc' = / the system allocator; peak RSS = VmHWM of the whole process (median of the runs).");
     for p in programs {
         let _ = writeln!(s, "\n{}", p.title());
         if let Some((_, inputs)) = real.inputs.iter().find(|(q, _)| *q == p) {
@@ -818,22 +819,27 @@ fn real_picture(root: &Panel, real: &real::Results) -> Drawn {
     Ok(())
 }
 
-/// One bar per allocator per program: `value(p, row)` = (bar, whisker low,
-/// whisker high), or `None` where the baseline was not measured. A dashed
-/// line at 1.0 and one at `target`.
+/// A bar's height, and its whisker's low and high end.
+type Bar = (f64, f64, f64);
+
+/// One bar per allocator per program: `value(p, row)`, or `None` where the
+/// baseline was not measured. A dashed line at 1.0 and one at `target`.
 fn ratio_bars(
     area: &Panel,
     real: &real::Results,
     caption: &str,
     target: f64,
-    value: &dyn Fn(Program, &Row) -> Option<(f64, f64, f64)>,
+    value: &dyn Fn(Program, &Row) -> Option<Bar>,
 ) -> Drawn {
     let programs = real.programs();
-    let bars: Vec<(usize, &Row, (f64, f64, f64))> = programs
+    let bars: Vec<(usize, &Row, Bar)> = programs
         .iter()
         .enumerate()
         .flat_map(|(i, &p)| {
-            real.rows.iter().filter(move |r| r.program == p && !r.runs.is_empty()).filter_map(move |r| Some((i, r, value(p, r)?)))
+            real.rows
+                .iter()
+                .filter(move |r| r.program == p && !r.runs.is_empty())
+                .filter_map(move |r| Some((i, r, value(p, r)?)))
         })
         .collect();
     if bars.is_empty() {
@@ -864,7 +870,7 @@ fn ratio_bars(
     }
     let label = TextStyle::from(font(9.0)).pos(Pos::new(HPos::Center, VPos::Bottom));
     for (g, p) in programs.iter().enumerate() {
-        let group: Vec<&(usize, &Row, (f64, f64, f64))> = bars.iter().filter(|b| b.0 == g).collect();
+        let group: Vec<&(usize, &Row, Bar)> = bars.iter().filter(|b| b.0 == g).collect();
         let Some(n) = (!group.is_empty()).then_some(group.len() as i32) else { continue };
         let slot = UNIT * 88 / 100 / n;
         for (i, (_, r, (v, lo, hi))) in group.into_iter().enumerate() {
@@ -875,7 +881,9 @@ fn ratio_bars(
             if hi > lo {
                 chart.draw_series([PathElement::new([(mid, *lo), (mid, *hi)], BLACK.stroke_width(1))])?;
             }
-            chart.draw_series([EmptyElement::at((mid, hi.max(*v))) + Text::new(format!("{v:.2}"), (0, -3), label.clone())])?;
+            chart.draw_series([
+                EmptyElement::at((mid, hi.max(*v))) + Text::new(format!("{v:.2}"), (0, -3), label.clone())
+            ])?;
         }
     }
     Ok(())

@@ -33,7 +33,8 @@ enum Doc {
 }
 
 fn json_doc(entries: &[String], h: &mut Fnv) -> Doc {
-    let versions: Vec<Value> = entries.iter().map(|e| serde_json::from_str(e).expect("an index entry is JSON")).collect();
+    let versions: Vec<Value> =
+        entries.iter().map(|e| serde_json::from_str(e).expect("an index entry is JSON")).collect();
     let mut by_dep: Map<String, Value> = Map::new();
     for v in &versions {
         for d in v["deps"].as_array().into_iter().flatten() {

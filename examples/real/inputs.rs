@@ -76,7 +76,10 @@ impl Inputs {
                 Some(j) => (j, "crates.io index entries of the dependency tree, from cargo's index cache".to_string()),
                 None => {
                     let (sources, from) = rust(json_bytes);
-                    (sources_as_json(&sources), format!("Rust sources from {from} wrapped as JSON (no index cache found: a fallback)"))
+                    (
+                        sources_as_json(&sources),
+                        format!("Rust sources from {from} wrapped as JSON (no index cache found: a fallback)"),
+                    )
                 }
             };
             let bytes: usize = json.iter().flatten().map(String::len).sum();

@@ -40,9 +40,8 @@ pub fn run(sources: &[Source], rounds: usize, threads: usize, files: usize) -> u
     let mut totals: BTreeMap<String, u64> = BTreeMap::new();
     for r in 0..rounds {
         let tops: Vec<Vec<(String, u64)>> = thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| s.spawn(move || count_words(sources, (r * threads + t) * files, files)))
-                .collect();
+            let handles: Vec<_> =
+                (0..threads).map(|t| s.spawn(move || count_words(sources, (r * threads + t) * files, files))).collect();
             handles.into_iter().map(|h| h.join().expect("word counter panicked")).collect()
         });
         for (word, count) in tops.into_iter().flatten() {
