@@ -808,8 +808,8 @@ fn real_picture(root: &Panel, real: &real::Results) -> Drawn {
         let base = real.row(p, Kind::Mimalloc)?.rss_mib();
         Some((r.rss_mib() / base, r.rss_mib() / base, r.max_rss_mib() / base))
     };
-    ratio_bars(&left, real, "Wall time / faster of mimalloc, jemalloc (lower is better)", 0.9, &wall)?;
-    ratio_bars(&right, real, "Peak RSS / mimalloc's (lower is better)", 1.0, &rss)?;
+    ratio_bars(&left, real, "Real programs: wall time / faster of mimalloc, jemalloc (target 0.9)", 0.9, &wall)?;
+    ratio_bars(&right, real, "Peak RSS / mimalloc's (target 1.0)", 1.0, &rss)?;
     let mut lx = 70;
     for k in Kind::ALL.into_iter().filter(|&k| real.rows.iter().any(|r| r.kind == k && !r.runs.is_empty())) {
         legend.draw(&Rectangle::new([(lx, 18), (lx + 12, 30)], color(k).filled()))?;
