@@ -20,7 +20,6 @@
 //! allocator, so the digests must agree; on another machine (another
 //! registry) they are other files and other digests.
 
-use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -99,7 +98,7 @@ fn cargo_home() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
 }
 
-/// `(name, version)` of every registry package in this repository's `Cargo.lock`, sorted.
+/// `(name, version)` of every package in this repository's `Cargo.lock`, sorted.
 fn locked_crates() -> Vec<(String, String)> {
     let lock = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock")).unwrap_or_default();
     let mut out = Vec::new();
@@ -150,17 +149,19 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// One file from each crate in turn until `budget` bytes; `None` if the
-/// crates hold less than half the budget.
-fn round_robin(crates: Vec<(String, Vec<PathBuf>)>, root_of: impl Fn(&str) -> PathBuf, budget: usize) -> Vec<Source> {
+/// A crate's name (folder name), its folder and its `.rs` files.
+type Crate = (String, PathBuf, Vec<PathBuf>);
+
+/// One file from each crate in turn until `budget` bytes (or every file).
+fn round_robin(crates: &[Crate], budget: usize) -> Vec<Source> {
     let mut out = Vec::new();
     let mut total = 0;
-    let longest = crates.iter().map(|c| c.1.len()).max().unwrap_or(0);
+    let longest = crates.iter().map(|c| c.2.len()).max().unwrap_or(0);
     'outer: for i in 0..longest {
-        for (krate, files) in &crates {
+        for (krate, root, files) in crates {
             let Some(path) = files.get(i) else { continue };
             let Ok(text) = fs::read_to_string(path) else { continue }; // not UTF-8: not Rust
-            let rel = path.strip_prefix(root_of(krate)).unwrap_or(path);
+            let rel = path.strip_prefix(root).unwrap_or(path);
             total += text.len();
             out.push(Source { name: format!("{krate}/{}", rel.display()), text });
             if total >= budget {
@@ -176,15 +177,13 @@ fn registry_sources(lock: &[(String, String)], budget: usize) -> Option<Vec<Sour
     let registries = sorted_dirs(&src);
     let mut crates = Vec::new();
     for (name, version) in lock {
-        let dir_name: OsString = format!("{name}-{version}").into();
-        if let Some(dir) = registries.iter().map(|r| r.join(&dir_name)).find(|d| d.is_dir()) {
-            crates.push((dir.file_name()?.to_string_lossy().into_owned(), rust_files(&dir)));
+        let krate = format!("{name}-{version}");
+        if let Some(dir) = registries.iter().map(|r| r.join(&krate)).find(|d| d.is_dir()) {
+            let files = rust_files(&dir);
+            crates.push((krate, dir, files));
         }
     }
-    let root = |krate: &str| {
-        registries.iter().map(|r| r.join(krate)).find(|d| d.is_dir()).unwrap_or_else(|| PathBuf::from(krate))
-    };
-    let sources = round_robin(crates, root, budget);
+    let sources = round_robin(&crates, budget);
     let total: usize = sources.iter().map(|s| s.text.len()).sum();
     (total >= budget / 2).then_some(sources)
 }
@@ -193,9 +192,11 @@ fn registry_sources(lock: &[(String, String)], budget: usize) -> Option<Vec<Sour
 /// "crate" per folder, repeated until the budget is spent.
 fn own_sources(budget: usize) -> Vec<Source> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let crates: Vec<(String, Vec<PathBuf>)> =
-        ["benches", "examples", "src", "tests"].iter().map(|d| (d.to_string(), rust_files(&root.join(d)))).collect();
-    let one = round_robin(crates, |_| root.clone(), budget);
+    let crates: Vec<Crate> = ["benches", "examples", "src", "tests"]
+        .iter()
+        .map(|d| (d.to_string(), root.join(d), rust_files(&root.join(d))))
+        .collect();
+    let one = round_robin(&crates, budget);
     let bytes: usize = one.iter().map(|s| s.text.len()).sum::<usize>().max(1);
     let copies = budget.div_ceil(bytes).max(1);
     (0..copies)
