@@ -1,19 +1,28 @@
 //! The comparison tool: lockfree-slab against the system allocator,
 //! mimalloc, jemalloc and a single-threaded free list (the floor), on the
 //! same workloads as the criterion benches (the kernels are shared, in
-//! `benches/common/mod.rs`).
+//! `benches/common/mod.rs`), and on real programs with each allocator as
+//! the global allocator.
 //!
 //! ```text
-//! cargo run --release --example compare              # about a minute
+//! cargo run --release --example compare              # about two minutes
 //! cargo run --release --example compare -- --quick   # CI smoke run, seconds
+//! cargo run --release --example compare -- --real-only
 //! cargo run --release --example compare -- --help
 //! ```
 //!
 //! Prints one table per workload (throughput, ns per op, latency P50 / P99 /
 //! P99.9 / max per allocator call), the memory table (RSS per live 64-byte
-//! block, each allocator in its own child process) and the project's performance targets,
-//! and writes CSV, JSON, an SVG and the printed text to a results folder
-//! that it names at the end.
+//! block, each allocator in its own child process), one table per real
+//! program (wall time, spread, peak RSS; each allocator the global
+//! allocator of its own child processes) and the project's performance
+//! targets, and writes CSV, JSON, SVGs and the printed text to a results
+//! folder that it names at the end.
+//!
+//! Files: `compare/cli.rs` flags, `compare/report.rs` tables, targets and
+//! files, `compare/rss.rs` the memory children, `compare/real.rs` the real
+//! programs' children, `compare/chosen.rs` the global allocator that a child
+//! picks, `real/` the real programs themselves.
 
 // A binary: its `pub` items are shared with its submodules, not an API.
 #![allow(missing_docs)]
@@ -28,10 +37,16 @@ use mimalloc::MiMalloc;
 #[cfg(not(target_env = "msvc"))]
 use tikv_jemallocator::Jemalloc;
 
+#[path = "compare/chosen.rs"]
+mod chosen;
 #[path = "compare/cli.rs"]
 mod cli;
 #[path = "../benches/common/mod.rs"]
 mod common;
+#[path = "real/mod.rs"]
+mod programs;
+#[path = "compare/real.rs"]
+mod real;
 #[path = "compare/report.rs"]
 mod report;
 #[path = "compare/rss.rs"]
@@ -39,6 +54,11 @@ mod rss;
 
 use cli::{Command, Options, Workload};
 use common::*;
+
+/// The system allocator in the tool itself; the real programs' children
+/// pick theirs from the environment (see `compare/chosen.rs`).
+#[global_allocator]
+static GLOBAL: chosen::Chosen = chosen::Chosen;
 
 /// The allocators compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -287,7 +307,7 @@ fn jobs(o: &Options) -> Vec<Job> {
                     v.push(Job { param: "16-1024 B".into(), x: 2, kind, threads: 2, ..base.clone() });
                 }
             }
-            Workload::Memory => {}
+            Workload::Memory | Workload::Real => {}
         }
     }
     v
@@ -322,6 +342,7 @@ fn main() {
             return;
         }
         Ok(Command::RssChild { kind, blocks }) => rss::child(kind, blocks),
+        Ok(Command::RealChild { program, scale }) => real::child(program, scale),
         Err(e) => {
             eprintln!("compare: {e}");
             std::process::exit(2);
@@ -340,7 +361,11 @@ fn main() {
     let memory_kinds: Vec<Kind> =
         if opts.workloads.contains(&Workload::Memory) { opts.allocators.clone() } else { Vec::new() };
 
-    let pb = ProgressBar::new((jobs.len() + memory_kinds.len()) as u64);
+    let real_programs: &[programs::Program] =
+        if opts.workloads.contains(&Workload::Real) { &opts.programs } else { &[] };
+    let real_children = real::count(real_programs, &opts.allocators, opts.runs);
+
+    let pb = ProgressBar::new((jobs.len() + memory_kinds.len() + real_children) as u64);
     pb.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg}")
             .expect("progress template")
@@ -361,15 +386,27 @@ fn main() {
         }
         pb.inc(1);
     }
+    let real = if real_programs.is_empty() {
+        real::Results::default()
+    } else {
+        real::measure(real_programs, &opts.allocators, opts.runs, opts.scale(), &pb)
+    };
     pb.finish_and_clear();
 
-    let text = report::render(&opts, &plan.cal, &cells, &memory, started.elapsed());
+    let text = report::render(&opts, &plan.cal, &cells, &memory, &real, started.elapsed());
     print!("{text}");
-    match report::write_all(&opts, &plan.cal, &cells, &memory, &text) {
+    match report::write_all(&opts, &plan.cal, &cells, &memory, &real, &text) {
         Ok(dir) => println!("results written to {}", dir.display()),
         Err(e) => {
             eprintln!("compare: cannot write results: {e}");
             std::process::exit(1);
         }
+    }
+    if !real.errors.is_empty() {
+        eprintln!("\ncompare: the real programs failed:");
+        for e in &real.errors {
+            eprintln!("  {e}");
+        }
+        std::process::exit(1);
     }
 }

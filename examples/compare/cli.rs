@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::programs::{Program, Scale};
 use crate::Kind;
 
 pub const HELP: &str = "\
@@ -22,12 +23,29 @@ Memory is measured in a child process per allocator (the tool re-executes
 itself): RSS growth (VmHWM after minus VmRSS before) for --blocks live
 64-byte blocks, divided by the block count.
 
+Real programs (the `real` workload) are four programs built from real crates
+on real inputs (the dependency tree's Rust sources and crates.io index
+entries, from the cargo registry): parse (syn), reqresp (serde_json over
+mpsc between threads), threads (short-lived threads counting words) and
+churn (a long-running cache of documents of every size). Each allocator is
+the #[global_allocator] of its own process (the tool re-executes itself),
+runs alternated; reported: median wall time of the program and its spread
+(min-max), peak RSS (VmHWM), and the digest of the results, which must be
+the same on every allocator (the tool exits with status 1 if not).
+
 FLAGS:
     --quick               CI smoke mode: tiny durations, few samples, 100k
-                          blocks; finishes in seconds. Timings are not
-                          meaningful in this mode.
+                          blocks, real programs once each on small inputs;
+                          finishes in seconds. Timings are not meaningful
+                          in this mode.
     --workloads LIST      comma-separated, from: alloc_free, batch, threads,
-                          producer_consumer, mixed, memory   [default: all]
+                          producer_consumer, mixed, memory, real
+                          [default: all]
+    --real-only           only the real programs (= --workloads real)
+    --programs LIST       real programs, comma-separated, from: parse,
+                          reqresp, threads, churn   [default: all]
+    --runs N              runs of each real program per allocator
+                          [default: 5; --quick: 1]
     --allocators LIST     comma-separated, from: slab, system, mimalloc,
                           jemalloc, floor   [default: all available]
                           (the floor only runs in single-thread workloads)
@@ -49,7 +67,10 @@ OUTPUT:
     One table per workload on stdout (also written to summary.txt), the
     project's performance targets with PASS/MISS, and in the results folder: results.csv,
     memory.csv, results.json, summary.svg (throughput vs threads; latency
-    percentiles of the cache-hit pair at 64 B side by side).
+    percentiles of the cache-hit pair at 64 B side by side); for the real
+    programs real.csv (per program and allocator), real_runs.csv (every
+    run), their section of results.json, and real.svg (wall time and peak
+    RSS relative to the faster of mimalloc and jemalloc).
 ";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,16 +81,18 @@ pub enum Workload {
     ProducerConsumer,
     Mixed,
     Memory,
+    Real,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 6] = [
+    pub const ALL: [Workload; 7] = [
         Workload::AllocFree,
         Workload::Batch,
         Workload::Threads,
         Workload::ProducerConsumer,
         Workload::Mixed,
         Workload::Memory,
+        Workload::Real,
     ];
 
     pub fn name(self) -> &'static str {
@@ -80,6 +103,7 @@ impl Workload {
             Workload::ProducerConsumer => "producer_consumer",
             Workload::Mixed => "mixed",
             Workload::Memory => "memory",
+            Workload::Real => "real",
         }
     }
 }
@@ -93,7 +117,20 @@ pub struct Options {
     pub duration: Duration,
     pub samples: usize,
     pub blocks: usize,
+    pub programs: Vec<Program>,
+    pub runs: usize,
     pub out: Option<PathBuf>,
+}
+
+impl Options {
+    /// The size of the real programs' inputs and work.
+    pub fn scale(&self) -> Scale {
+        if self.quick {
+            Scale::Quick
+        } else {
+            Scale::Full
+        }
+    }
 }
 
 /// What `main` should do.
@@ -103,6 +140,11 @@ pub enum Command {
     RssChild {
         kind: Kind,
         blocks: usize,
+    },
+    /// Hidden: run one real program on this process's global allocator (see real.rs).
+    RealChild {
+        program: Program,
+        scale: Scale,
     },
     Help,
 }
@@ -132,6 +174,7 @@ pub fn parse() -> Result<Command, String> {
     let mut quick = false;
     let (mut workloads, mut allocators, mut sizes, mut threads) = (None, None, None, None);
     let (mut duration, mut samples, mut blocks, mut out) = (None, None, None, None);
+    let (mut programs, mut runs) = (None, None);
     let mut p = lexopt::Parser::from_env();
     let e = |e: lexopt::Error| e.to_string();
     while let Some(arg) = p.next().map_err(e)? {
@@ -159,6 +202,19 @@ pub fn parse() -> Result<Command, String> {
             Long("samples") => samples = Some(p.value().map_err(e)?.parse::<usize>().map_err(e)?.max(100)),
             Long("blocks") => blocks = Some(p.value().map_err(e)?.parse::<usize>().map_err(e)?.max(1)),
             Long("out") => out = Some(PathBuf::from(p.value().map_err(e)?)),
+            Long("real-only") => workloads = Some(vec![Workload::Real]),
+            Long("programs") => {
+                let v = p.value().map_err(e)?.string().map_err(e)?;
+                programs = Some(list(&v, "program", Program::from_name)?);
+            }
+            Long("runs") => runs = Some(p.value().map_err(e)?.parse::<usize>().map_err(e)?.max(1)),
+            Long("real-child") => {
+                let program = p.value().map_err(e)?.string().map_err(e)?;
+                let program = Program::from_name(&program).ok_or("bad --real-child program")?;
+                let scale = p.value().map_err(e)?.string().map_err(e)?;
+                let scale = Scale::from_name(&scale).ok_or("bad --real-child scale")?;
+                return Ok(Command::RealChild { program, scale });
+            }
             Long("rss-child") => {
                 let kind = p.value().map_err(e)?.string().map_err(e)?;
                 let kind = Kind::from_flag(&kind).ok_or("bad --rss-child allocator")?;
@@ -177,6 +233,8 @@ pub fn parse() -> Result<Command, String> {
         duration: duration.unwrap_or(Duration::from_millis(if quick { 20 } else { 500 })),
         samples: samples.unwrap_or(if quick { 10_000 } else { 200_000 }),
         blocks: blocks.unwrap_or(if quick { 100_000 } else { 1_000_000 }),
+        programs: programs.unwrap_or_else(|| Program::ALL.to_vec()),
+        runs: runs.unwrap_or(if quick { 1 } else { 5 }),
         out,
     }))
 }

@@ -1,5 +1,6 @@
 //! Tables, the targets, and the files in the results folder
-//! (results.csv, memory.csv, results.json, summary.svg, summary.txt).
+//! (results.csv, memory.csv, real.csv, real_runs.csv, results.json,
+//! summary.svg, real.svg, summary.txt).
 //! The JSON is written by serde_json and the SVG plot by plotters (its SVG
 //! backend); the tables and the CSV are written by hand.
 
@@ -13,6 +14,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::cli::{Options, Workload};
 use crate::common::{clock, Calibration};
+use crate::programs::Program;
+use crate::real::{self, Row};
 use crate::rss::Memory;
 use crate::{Cell, Kind};
 
@@ -78,6 +81,7 @@ fn title(w: Workload) -> &'static str {
         }
         Workload::Mixed => "mixed (larson-style): random sizes 16-1024 B, random lifetimes, shared slots, 2 threads",
         Workload::Memory => "memory",
+        Workload::Real => "real programs",
     }
 }
 
@@ -85,7 +89,14 @@ fn find<'a>(cells: &'a [Cell], w: Workload, param: &str, k: Kind) -> Option<&'a 
     cells.iter().find(|c| c.workload == w && c.param == param && c.kind == k)
 }
 
-pub fn render(o: &Options, cal: &Calibration, cells: &[Cell], memory: &[Memory], elapsed: Duration) -> String {
+pub fn render(
+    o: &Options,
+    cal: &Calibration,
+    cells: &[Cell],
+    memory: &[Memory],
+    real: &real::Results,
+    elapsed: Duration,
+) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "lockfree-slab comparison");
     let _ = writeln!(s, "CPU: {} ({} cores available)", cpu_model(), cores());
@@ -164,13 +175,159 @@ pub fn render(o: &Options, cal: &Calibration, cells: &[Cell], memory: &[Memory],
             );
         }
     }
-    s.push_str(&targets(cells, memory));
+    s.push_str(&render_real(o, real));
+    s.push_str(&targets(cells, memory, real));
     let _ = writeln!(s, "\ntotal time: {:.1} s", elapsed.as_secs_f64());
     s
 }
 
+/// The faster of mimalloc's and jemalloc's rows for `p` (by median wall time).
+fn best_peer(real: &real::Results, p: Program) -> Option<&Row> {
+    [Kind::Mimalloc, Kind::Jemalloc]
+        .iter()
+        .filter_map(|&k| real.row(p, k))
+        .min_by(|a, b| a.median_ms().total_cmp(&b.median_ms()))
+}
+
+/// `median / the faster peer's median` and `median / glibc's median`, where measured.
+fn real_ratios(real: &real::Results, r: &Row) -> (Option<f64>, Option<f64>) {
+    let peer = best_peer(real, r.program).map(|b| r.median_ms() / b.median_ms());
+    let glibc = real.row(r.program, Kind::System).map(|g| r.median_ms() / g.median_ms());
+    (peer, glibc)
+}
+
+fn ratio(v: Option<f64>) -> String {
+    v.map_or("-".to_string(), |v| format!("{v:.2}"))
+}
+
+/// The real programs: one table per program, with its digest check.
+fn render_real(o: &Options, real: &real::Results) -> String {
+    let mut s = String::new();
+    let programs = real.programs();
+    if programs.is_empty() && real.errors.is_empty() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "\nreal programs: each allocator the #[global_allocator] of its own processes; {} run{} per allocator, \
+         alternated{}",
+        real.runs_per_allocator,
+        if real.runs_per_allocator == 1 { "" } else { "s" },
+        if o.quick { "  [--quick: small inputs, timings not meaningful]" } else { "" }
+    );
+    let _ = writeln!(
+        s,
+        "wall = the program alone (inputs read before it), median and min-max of the runs; \
+         'x peer' = / the faster of mimalloc and jemalloc;"
+    );
+    let _ =
+        writeln!(s, "'x glibc' = / the system allocator; peak RSS = VmHWM of the whole process (median of the runs).");
+    for p in programs {
+        let _ = writeln!(s, "\n{}", p.title());
+        if let Some((_, inputs)) = real.inputs.iter().find(|(q, _)| *q == p) {
+            let _ = writeln!(s, "  inputs: {inputs}");
+        }
+        let _ = writeln!(
+            s,
+            "{:<40} {:>10} {:>19} {:>7} {:>8} {:>13}",
+            "allocator", "median ms", "min-max ms", "x peer", "x glibc", "peak RSS MiB"
+        );
+        for r in real.rows.iter().filter(|r| r.program == p && !r.runs.is_empty()) {
+            let (peer, glibc) = real_ratios(real, r);
+            let _ = writeln!(
+                s,
+                "{:<40} {:>10.1} {:>19} {:>7} {:>8} {:>13.1}",
+                r.kind.name(),
+                r.median_ms(),
+                format!("{:.1} - {:.1}", r.min_ms(), r.max_ms()),
+                ratio(peer),
+                ratio(glibc),
+                r.rss_mib()
+            );
+        }
+        let runs: Vec<&real::Run> = real.rows.iter().filter(|r| r.program == p).flat_map(|r| &r.runs).collect();
+        let mut digests: Vec<u64> = runs.iter().map(|r| r.digest).collect();
+        digests.sort_unstable();
+        digests.dedup();
+        match digests[..] {
+            [d] => {
+                let _ = writeln!(s, "  digest {d:016x}, the same in all {} runs", runs.len());
+            }
+            _ => {
+                let _ = writeln!(s, "  DIGEST MISMATCH: {} different digests over {} runs", digests.len(), runs.len());
+            }
+        }
+        if let Some(slab) = real.row(p, Kind::Slab) {
+            let run = &slab.runs[0];
+            let _ = writeln!(
+                s,
+                "  lockfree-slab served {} allocations from its classes, {} went to its fallback (system allocator)",
+                run.slab_served, run.slab_fallbacks
+            );
+        }
+    }
+    for e in &real.errors {
+        let _ = writeln!(s, "\nERROR: {e}");
+    }
+    s
+}
+
+/// The real-program targets of one program: wall time at most 0.9x the
+/// faster of mimalloc and jemalloc and below glibc's, peak RSS no more than
+/// mimalloc's.
+fn real_targets(real: &real::Results, line: &mut impl FnMut(bool, String)) {
+    for p in real.programs() {
+        let Some(slab) = real.row(p, Kind::Slab) else { continue };
+        let name = p.name();
+        let by = |r: f64, target: f64| {
+            if r <= target {
+                String::new()
+            } else {
+                format!(", missed by {:.1} %", (r / target - 1.0) * 100.0)
+            }
+        };
+        if let Some(best) = best_peer(real, p) {
+            let r = slab.median_ms() / best.median_ms();
+            line(
+                r <= 0.9,
+                format!(
+                    "real {name}: slab {:.1} ms = {r:.2}x of {} ({:.1} ms); target <= 0.90x{}",
+                    slab.median_ms(),
+                    best.kind.name(),
+                    best.median_ms(),
+                    by(r, 0.9)
+                ),
+            );
+        }
+        if let Some(g) = real.row(p, Kind::System) {
+            let r = slab.median_ms() / g.median_ms();
+            line(
+                r < 1.0,
+                format!(
+                    "real {name}: slab {:.1} ms = {r:.2}x of glibc ({:.1} ms); target < 1x{}",
+                    slab.median_ms(),
+                    g.median_ms(),
+                    by(r, 1.0)
+                ),
+            );
+        }
+        if let Some(mi) = real.row(p, Kind::Mimalloc) {
+            let r = slab.rss_mib() / mi.rss_mib();
+            line(
+                r <= 1.0,
+                format!(
+                    "real {name}: slab peak RSS {:.1} MiB = {r:.2}x of mimalloc ({:.1} MiB); target <= 1x{}",
+                    slab.rss_mib(),
+                    mi.rss_mib(),
+                    by(r, 1.0)
+                ),
+            );
+        }
+    }
+}
+
 /// The project's performance targets, each with the measured ratio and PASS / MISS.
-fn targets(cells: &[Cell], memory: &[Memory]) -> String {
+fn targets(cells: &[Cell], memory: &[Memory], real: &real::Results) -> String {
     let mut s = String::from("\nperformance targets:\n");
     let mut line = |ok: bool, text: String| {
         let _ = writeln!(s, "  [{}] {text}", if ok { "PASS" } else { "MISS" });
@@ -289,6 +446,7 @@ fn targets(cells: &[Cell], memory: &[Memory]) -> String {
             );
         }
     }
+    real_targets(real, &mut line);
     s
 }
 
@@ -306,6 +464,7 @@ pub fn write_all(
     cal: &Calibration,
     cells: &[Cell],
     memory: &[Memory],
+    real: &real::Results,
     text: &str,
 ) -> std::io::Result<PathBuf> {
     // The default folder is named by Unix seconds: a new name each run (a second
@@ -356,6 +515,52 @@ pub fn write_all(
     }
     std::fs::write(dir.join("memory.csv"), mcsv)?;
 
+    if !real.rows.is_empty() {
+        let mut rcsv = String::from(
+            "program,allocator,runs,median_ms,min_ms,max_ms,x_best_peer,x_glibc,peak_rss_mib,max_peak_rss_mib,digest\n",
+        );
+        for r in real.rows.iter().filter(|r| !r.runs.is_empty()) {
+            let (peer, glibc) = real_ratios(real, r);
+            let _ = writeln!(
+                rcsv,
+                "{},{},{},{:.3},{:.3},{:.3},{},{},{:.2},{:.2},{:016x}",
+                r.program.name(),
+                csv_field(r.kind.name()),
+                r.runs.len(),
+                r.median_ms(),
+                r.min_ms(),
+                r.max_ms(),
+                peer.map_or(String::new(), |v| format!("{v:.4}")),
+                glibc.map_or(String::new(), |v| format!("{v:.4}")),
+                r.rss_mib(),
+                r.max_rss_mib(),
+                r.runs[0].digest
+            );
+        }
+        std::fs::write(dir.join("real.csv"), rcsv)?;
+        let mut runs: Vec<&real::Run> = real.rows.iter().flat_map(|r| &r.runs).collect();
+        runs.sort_by_key(|r| r.order);
+        let mut rrcsv =
+            String::from("order,program,allocator,wall_ms,base_kib,hwm_kib,digest,slab_served,slab_fallbacks\n");
+        for r in runs {
+            let _ = writeln!(
+                rrcsv,
+                "{},{},{},{:.3},{},{},{:016x},{},{}",
+                r.order,
+                r.program.name(),
+                csv_field(r.kind.name()),
+                r.wall_s * 1e3,
+                r.base_kib,
+                r.hwm_kib,
+                r.digest,
+                r.slab_served,
+                r.slab_fallbacks
+            );
+        }
+        std::fs::write(dir.join("real_runs.csv"), rrcsv)?;
+        std::fs::write(dir.join("real.svg"), real_svg(real)?)?;
+    }
+
     // serde_json (already a dev-dependency) writes and escapes the JSON.
     let json = serde_json::json!({
         "cpu": cpu_model(),
@@ -391,6 +596,35 @@ pub fn write_all(
             "rss_kib": m.rss_kib,
             "bytes_per_block": m.bytes_per_block(),
         })).collect::<Vec<_>>(),
+        "real": {
+            "runs_per_allocator": real.runs_per_allocator,
+            "scale": real.scale.map(|s| s.name()),
+            "inputs": real.inputs.iter().map(|(p, d)| (p.name().to_string(), serde_json::Value::from(d.as_str())))
+                .collect::<serde_json::Map<_, _>>(),
+            "rows": real.rows.iter().filter(|r| !r.runs.is_empty()).map(|r| {
+                let (peer, glibc) = real_ratios(real, r);
+                serde_json::json!({
+                    "program": r.program.name(),
+                    "allocator": r.kind.name(),
+                    "median_ms": r.median_ms(),
+                    "min_ms": r.min_ms(),
+                    "max_ms": r.max_ms(),
+                    "x_best_peer": peer,
+                    "x_glibc": glibc,
+                    "peak_rss_mib": r.rss_mib(),
+                    "runs": r.runs.iter().map(|x| serde_json::json!({
+                        "order": x.order,
+                        "wall_ms": x.wall_s * 1e3,
+                        "base_kib": x.base_kib,
+                        "hwm_kib": x.hwm_kib,
+                        "digest": format!("{:016x}", x.digest),
+                        "slab_served": x.slab_served,
+                        "slab_fallbacks": x.slab_fallbacks,
+                    })).collect::<Vec<_>>(),
+                })
+            }).collect::<Vec<_>>(),
+            "errors": real.errors,
+        },
     });
     let j = serde_json::to_string_pretty(&json).map_err(std::io::Error::other)? + "\n";
     std::fs::write(dir.join("results.json"), j)?;
@@ -544,6 +778,112 @@ fn latency(area: &Panel, cells: &[Cell]) -> Drawn {
             chart.draw_series([Rectangle::new([(x, floor), (x + slot * 9 / 10, top)], color(c.kind).filled())])?;
             chart
                 .draw_series([EmptyElement::at((x + slot * 9 / 20, top)) + Text::new(ns(v), (0, -3), label.clone())])?;
+        }
+    }
+    Ok(())
+}
+
+/// The real programs, two panels: wall time and peak RSS of each allocator
+/// relative to the faster of mimalloc and jemalloc (wall; whiskers: the
+/// runs' min-max) and to mimalloc (RSS), one group of bars per program. The
+/// targets are drawn as dashed lines (0.9 and 1.0).
+fn real_svg(real: &real::Results) -> std::io::Result<String> {
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (1100, 460)).into_drawing_area();
+        real_picture(&root, real).and_then(|()| root.present()).map_err(std::io::Error::other)?;
+    }
+    Ok(out)
+}
+
+fn real_picture(root: &Panel, real: &real::Results) -> Drawn {
+    root.fill(&WHITE)?;
+    let (panels, legend) = root.split_vertically(420);
+    let (left, right) = panels.split_horizontally(560);
+    let wall = |p: Program, r: &Row| {
+        let base = best_peer(real, p)?.median_ms();
+        Some((r.median_ms() / base, r.min_ms() / base, r.max_ms() / base))
+    };
+    let rss = |p: Program, r: &Row| {
+        let base = real.row(p, Kind::Mimalloc)?.rss_mib();
+        Some((r.rss_mib() / base, r.rss_mib() / base, r.max_rss_mib() / base))
+    };
+    ratio_bars(&left, real, "Real programs: wall time / faster of mimalloc, jemalloc (target 0.9)", 0.9, &wall)?;
+    ratio_bars(&right, real, "Peak RSS / mimalloc's (target 1.0)", 1.0, &rss)?;
+    let mut lx = 70;
+    for k in Kind::ALL.into_iter().filter(|&k| real.rows.iter().any(|r| r.kind == k && !r.runs.is_empty())) {
+        legend.draw(&Rectangle::new([(lx, 18), (lx + 12, 30)], color(k).filled()))?;
+        legend.draw(&Text::new(k.name(), (lx + 16, 18), font(12.0)))?;
+        lx += 24 + 7 * k.name().len() as i32;
+    }
+    Ok(())
+}
+
+/// A bar's height, and its whisker's low and high end.
+type Bar = (f64, f64, f64);
+
+/// One bar per allocator per program: `value(p, row)`, or `None` where the
+/// baseline was not measured. A dashed line at 1.0 and one at `target`.
+fn ratio_bars(
+    area: &Panel,
+    real: &real::Results,
+    caption: &str,
+    target: f64,
+    value: &dyn Fn(Program, &Row) -> Option<Bar>,
+) -> Drawn {
+    let programs = real.programs();
+    let bars: Vec<(usize, &Row, Bar)> = programs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &p)| {
+            real.rows
+                .iter()
+                .filter(move |r| r.program == p && !r.runs.is_empty())
+                .filter_map(move |r| Some((i, r, value(p, r)?)))
+        })
+        .collect();
+    if bars.is_empty() {
+        return area.titled(caption, font(15.0)).map(drop);
+    }
+    let ymax = bars.iter().map(|b| b.2 .2).fold(1.2f64, f64::max) * 1.1;
+    let groups = programs.len() as i32;
+    let ticks = (0..groups).map(|g| g * UNIT + UNIT / 2).collect();
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, font(15.0))
+        .margin(10)
+        .margin_right(20)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d((0..groups * UNIT).with_key_points(ticks), 0.0..ymax)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .max_light_lines(0)
+        .bold_line_style(RGBColor(0xee, 0xee, 0xee))
+        .y_labels(8)
+        .x_label_formatter(&|&g| programs[(g / UNIT) as usize].name().to_string())
+        .y_label_formatter(&|v| format!("{v:.1}"))
+        .label_style(font(12.0))
+        .draw()?;
+    for (y, c) in [(1.0, RGBColor(0x55, 0x55, 0x55)), (target, RGBColor(0xd6, 0x27, 0x28))] {
+        chart.draw_series(DashedLineSeries::new([(0, y), (groups * UNIT, y)], 6, 4, c.stroke_width(1)))?;
+    }
+    let label = TextStyle::from(font(9.0)).pos(Pos::new(HPos::Center, VPos::Bottom));
+    for (g, p) in programs.iter().enumerate() {
+        let group: Vec<&(usize, &Row, Bar)> = bars.iter().filter(|b| b.0 == g).collect();
+        let Some(n) = (!group.is_empty()).then_some(group.len() as i32) else { continue };
+        let slot = UNIT * 88 / 100 / n;
+        for (i, (_, r, (v, lo, hi))) in group.into_iter().enumerate() {
+            debug_assert_eq!(r.program, *p);
+            let x = g as i32 * UNIT + UNIT * 6 / 100 + i as i32 * slot;
+            let mid = x + slot * 9 / 20;
+            chart.draw_series([Rectangle::new([(x, 0.0), (x + slot * 9 / 10, *v)], color(r.kind).filled())])?;
+            if hi > lo {
+                chart.draw_series([PathElement::new([(mid, *lo), (mid, *hi)], BLACK.stroke_width(1))])?;
+            }
+            chart.draw_series([
+                EmptyElement::at((mid, hi.max(*v))) + Text::new(format!("{v:.2}"), (0, -3), label.clone())
+            ])?;
         }
     }
     Ok(())

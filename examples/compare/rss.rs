@@ -41,7 +41,7 @@ impl Memory {
     }
 }
 
-fn status(field: &str) -> Option<u64> {
+pub fn status(field: &str) -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = s.lines().find(|l| l.starts_with(field))?;
     line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()

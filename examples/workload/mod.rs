@@ -26,6 +26,11 @@ use rand::{RngExt, SeedableRng};
 use regex::Regex;
 use serde_json::{json, Map, Value};
 
+// Shared with examples/real/ (the real-program section of the comparison tool).
+#[path = "fnv.rs"]
+mod fnv;
+pub use fnv::Fnv;
+
 /// How much work one run does.
 #[derive(Clone, Copy, Debug)]
 pub struct Size {
@@ -52,32 +57,6 @@ impl Size {
             Some(other) => panic!("unknown argument {other:?} (expected nothing or --small)"),
             None => Size::FULL,
         }
-    }
-}
-
-/// FNV-1a, 64-bit: stable across Rust versions and platforms (unlike
-/// `DefaultHasher`), and enough to tell two result streams apart.
-#[derive(Clone, Copy)]
-pub struct Fnv(u64);
-
-impl Fnv {
-    pub fn new() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-    pub fn bytes(&mut self, data: &[u8]) {
-        for &b in data {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    pub fn u64(&mut self, v: u64) {
-        self.bytes(&v.to_le_bytes());
-    }
-    pub fn str(&mut self, s: &str) {
-        self.u64(s.len() as u64);
-        self.bytes(s.as_bytes());
-    }
-    pub fn finish(self) -> u64 {
-        self.0
     }
 }
 
