@@ -31,6 +31,11 @@
 //! - `stats`: the prefixed C entry points of `include/lockfree_slab.h` and
 //!   the `LOCKFREE_SLAB_STATS` exit report.
 
+// This crate *is* `malloc`: keep LLVM from treating its own calls to
+// `malloc`/`free` as the C library's builtins (eliding a pair, folding a
+// null check), as C allocators build with `-fno-builtin`.
+#![no_builtins]
+
 mod api;
 mod global;
 mod stats;

@@ -17,7 +17,7 @@ use core::ffi::{c_int, c_void};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::global::{slab_if_ready, state_name};
+use crate::global::{slab, slab_if_ready, state_name};
 use crate::sys;
 
 /// The counters a C program can read (`struct lockfree_slab_stats` in
@@ -53,8 +53,8 @@ pub struct LockfreeSlabStats {
 }
 
 /// Fills `*out` with a snapshot of the slab's counters. Returns 1 if the
-/// slab is serving requests, 0 if not (never used yet, or it could not
-/// reserve its region; `*out` is then all zeros).
+/// slab is serving requests (building it if this is its first use), 0 if
+/// not (it could not reserve its region; `*out` is then all zeros).
 ///
 /// # Safety
 ///
@@ -70,7 +70,7 @@ pub unsafe extern "C" fn lockfree_slab_stats(out: *mut LockfreeSlabStats) -> c_i
 }
 
 fn snapshot() -> (bool, LockfreeSlabStats) {
-    let Some(slab) = slab_if_ready() else {
+    let Some(slab) = slab() else {
         return (false, LockfreeSlabStats::default());
     };
     let s = slab.stats();
