@@ -42,8 +42,8 @@ mod stats;
 mod sys;
 
 pub use api::{
-    aligned_alloc, calloc, free, malloc, malloc_usable_size, memalign, posix_memalign, pvalloc, realloc,
-    reallocarray, valloc, MIN_ALIGN,
+    aligned_alloc, calloc, free, malloc, malloc_usable_size, memalign, posix_memalign, pvalloc, realloc, reallocarray,
+    valloc, MIN_ALIGN,
 };
 pub use stats::{
     lockfree_slab_flush_thread_cache, lockfree_slab_owns, lockfree_slab_stats, lockfree_slab_stats_print,
