@@ -10,7 +10,8 @@
 #      (producer -> consumer with pattern checks, 1,000 threads, caches
 #      flushed at pthread exit), fork while 4 threads allocate (500 rounds),
 #      C++ new/delete, malloc before main and dlopen'd TLS;
-#   3. real programs, each run twice, on glibc and under LD_PRELOAD: stdout
+#   3. a smoke run of the benchmark programs of malloc/bench (no timing);
+#   4. real programs, each run twice, on glibc and under LD_PRELOAD: stdout
 #      must be byte-identical, both must exit 0, stderr must hold no glibc
 #      heap complaint, and LOCKFREE_SLAB_STATS=1 must show the slab served
 #      their allocations: python3 (objects), gcc -O2 (a large C file), sort,
@@ -74,6 +75,15 @@ run_test threads "$out/threads"
 run_test fork "$out/fork"
 run_test cxx_new "$out/cxx_new"
 run_test loader "$out/loader" "$out/tls_module.so"
+
+step "benchmark smoke run (malloc/bench: each program once, small, on the slab; no timing)"
+bench=(larson:"2 3 500 20000" xmalloc:"1 1 100000" cache_scratch:"2 2000 8 50" churn:"2 100000 2000" pair:"100000")
+for entry in "${bench[@]}"; do
+    program=${entry%%:*}
+    gcc -O2 -pthread -fno-builtin -o "$out/bench_$program" "malloc/bench/$program.c"
+    # shellcheck disable=SC2086
+    LD_PRELOAD=$lib timeout 60 "$out/bench_$program" ${entry#*:} || fail "benchmark $program failed on the slab"
+done
 
 step "real programs: glibc and LD_PRELOAD give the same output"
 # same NAME MIN_ALLOCATIONS CMD...: runs CMD (a shell command, in $work) on
