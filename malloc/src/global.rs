@@ -65,9 +65,15 @@ const INITIALIZING: u8 = 1;
 const READY: u8 = 2;
 const FAILED: u8 = 3;
 
-struct Global {
+/// An allocator built on first use by `build`, with the protocol above.
+/// The process has one ([`GLOBAL`]); the tests race their own.
+pub(crate) struct Global {
     state: AtomicU8,
     slab: UnsafeCell<MaybeUninit<SlabAllocator>>,
+    /// The largest request (in bytes) the slab serves, once `READY`; larger
+    /// ones go straight to glibc without a table lookup.
+    largest: AtomicUsize,
+    build: fn() -> Option<SlabAllocator>,
 }
 
 // SAFETY: `slab` is written once, by the thread that won the CAS of `state`
@@ -75,73 +81,110 @@ struct Global {
 // Acquire load of READY, and never written again. `SlabAllocator` is Sync.
 unsafe impl Sync for Global {}
 
-static GLOBAL: Global = Global { state: AtomicU8::new(UNINIT), slab: UnsafeCell::new(MaybeUninit::uninit()) };
+/// The general-purpose configuration; every miss (`AllocError`) is glibc's.
+fn build_general() -> Option<SlabAllocator> {
+    SlabAllocator::builder().profile(Profile::General).fallback(Fallback::Error).build().ok()
+}
 
-/// The largest request (in bytes) the slab serves, once `READY`; larger
-/// ones go straight to glibc without a table lookup.
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
+static GLOBAL: Global = Global::new(build_general);
 
-/// The slab, if it is ready; `None` while it is being built, if it could not
-/// be, or before first use (which this call then performs).
+/// The process's slab, if it is ready; `None` while it is being built, if it
+/// could not be, or before first use (which this call then performs).
 #[inline(always)]
 pub(crate) fn slab() -> Option<&'static SlabAllocator> {
-    // Acquire: pairs with the Release store of READY in `initialise`, so the
-    // allocator it wrote is complete.
-    if GLOBAL.state.load(Ordering::Acquire) == READY {
-        // SAFETY: READY was observed with Acquire: the cell holds an
-        // initialised allocator that is never written again.
-        return Some(unsafe { (*GLOBAL.slab.get()).assume_init_ref() });
-    }
-    initialise()
+    GLOBAL.get()
 }
 
-/// The slab, if it is ready, without trying to build it (for `free` and the
-/// size queries: a pointer can only be the slab's if it is ready).
+/// The process's slab, if it is ready, without trying to build it (for
+/// `free` and the size queries: a pointer can only be the slab's if it is).
 #[inline(always)]
 pub(crate) fn slab_if_ready() -> Option<&'static SlabAllocator> {
-    // Acquire: as in `slab`.
-    if GLOBAL.state.load(Ordering::Acquire) == READY {
-        // SAFETY: as in `slab`.
-        return Some(unsafe { (*GLOBAL.slab.get()).assume_init_ref() });
-    }
-    None
+    GLOBAL.get_if_ready()
 }
 
-/// The largest block size the slab has (0 until it is ready).
+/// The largest block size of the process's slab (0 until it is ready).
 #[inline(always)]
 pub(crate) fn largest() -> usize {
-    // Relaxed: written before the Release store of READY, and read only by
-    // callers that saw READY with Acquire (in `slab`).
-    LARGEST.load(Ordering::Relaxed)
+    GLOBAL.largest()
 }
 
-#[cold]
-#[inline(never)]
-fn initialise() -> Option<&'static SlabAllocator> {
-    // Acquire on failure: pairs with the Release store below when another
-    // thread finished first. Success needs nothing: no data is read yet.
-    if GLOBAL.state.compare_exchange(UNINIT, INITIALIZING, Ordering::Acquire, Ordering::Acquire).is_err() {
-        return slab_if_ready();
+impl Global {
+    pub(crate) const fn new(build: fn() -> Option<SlabAllocator>) -> Self {
+        Global {
+            state: AtomicU8::new(UNINIT),
+            slab: UnsafeCell::new(MaybeUninit::uninit()),
+            largest: AtomicUsize::new(0),
+            build,
+        }
     }
-    // From here until the store of READY, every request (ours, nested in
-    // `build`, and other threads') finds the state not READY and goes to
-    // glibc.
-    let built = SlabAllocator::builder().profile(Profile::General).fallback(Fallback::Error).build();
-    let Ok(built) = built else {
-        // Release: nothing to publish, but pairs like READY does.
-        GLOBAL.state.store(FAILED, Ordering::Release);
-        return None;
-    };
-    let largest = largest_class(&built);
-    // SAFETY: we won the CAS from UNINIT, so we are the only writer, and no
-    // reader looks at the cell before seeing READY below.
-    let slab = unsafe { (*GLOBAL.slab.get()).write(built) };
-    // Relaxed: published by the Release store below.
-    LARGEST.store(largest, Ordering::Relaxed);
-    crate::stats::keep_exit_hook();
-    // Release: pairs with the Acquire loads in `slab` and `slab_if_ready`.
-    GLOBAL.state.store(READY, Ordering::Release);
-    Some(slab)
+
+    /// The slab if ready, else first use (if nobody started it).
+    #[inline(always)]
+    pub(crate) fn get(&self) -> Option<&SlabAllocator> {
+        match self.get_if_ready() {
+            Some(slab) => Some(slab),
+            None => self.initialise(),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn get_if_ready(&self) -> Option<&SlabAllocator> {
+        // Acquire: pairs with the Release store of READY in `initialise`, so
+        // the allocator it wrote is complete.
+        if self.state.load(Ordering::Acquire) == READY {
+            // SAFETY: READY was observed with Acquire: the cell holds an
+            // initialised allocator that is never written again.
+            return Some(unsafe { (*self.slab.get()).assume_init_ref() });
+        }
+        None
+    }
+
+    #[inline(always)]
+    pub(crate) fn largest(&self) -> usize {
+        // Relaxed: written before the Release store of READY, and read only
+        // by callers that saw READY with Acquire (in `get`).
+        self.largest.load(Ordering::Relaxed)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn initialise(&self) -> Option<&SlabAllocator> {
+        // Acquire on failure: pairs with the Release store below when
+        // another thread finished first. Success needs nothing: no data is
+        // read yet.
+        if self.state.compare_exchange(UNINIT, INITIALIZING, Ordering::Acquire, Ordering::Acquire).is_err() {
+            return self.get_if_ready();
+        }
+        // From here until the store of READY, every request (ours, nested
+        // in `build`, and other threads') finds the state not READY and goes
+        // to glibc.
+        let Some(built) = (self.build)() else {
+            // Release: nothing to publish, but pairs like READY does.
+            self.state.store(FAILED, Ordering::Release);
+            return None;
+        };
+        let largest = largest_class(&built);
+        // SAFETY: we won the CAS from UNINIT, so we are the only writer, and
+        // no reader looks at the cell before seeing READY below.
+        let slab = unsafe { (*self.slab.get()).write(built) };
+        // Relaxed: published by the Release store below.
+        self.largest.store(largest, Ordering::Relaxed);
+        crate::stats::keep_exit_hook();
+        // Release: pairs with the Acquire loads in `get_if_ready`.
+        self.state.store(READY, Ordering::Release);
+        Some(slab)
+    }
+
+    /// The state, in words (for the stats report).
+    fn state_name(&self) -> &'static str {
+        // Relaxed: a report; nothing is read on the strength of it.
+        match self.state.load(Ordering::Relaxed) {
+            UNINIT => "never used",
+            INITIALIZING => "being built",
+            READY => "ready",
+            _ => "could not reserve its region (glibc serves everything)",
+        }
+    }
 }
 
 /// The largest request size the slab serves at malloc's alignment: its
@@ -168,13 +211,64 @@ fn largest_class(slab: &SlabAllocator) -> usize {
     low
 }
 
-/// Whether the slab has been built (for the stats report).
+/// The process's slab's state, in words (for the stats report).
 pub(crate) fn state_name() -> &'static str {
-    // Relaxed: a report; nothing is read on the strength of it.
-    match GLOBAL.state.load(Ordering::Relaxed) {
-        UNINIT => "never used",
-        INITIALIZING => "being built",
-        READY => "ready",
-        _ => "could not reserve its region (glibc serves everything)",
+    GLOBAL.state_name()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Barrier;
+    use std::time::Duration;
+
+    static BUILDS: AtomicUsize = AtomicUsize::new(0);
+    static RACED: Global = Global::new(build_small);
+
+    fn build_small() -> Option<SlabAllocator> {
+        BUILDS.fetch_add(1, Ordering::SeqCst);
+        // A request nested in the build (as the builder's own allocations
+        // reach `malloc`): told "not ready" at once, no recursion, no wait.
+        assert!(RACED.get().is_none(), "a nested request must not see the slab");
+        // Keep the window open so that the other threads arrive during it.
+        std::thread::sleep(Duration::from_millis(20));
+        SlabAllocator::builder().size_classes(&[16, 64, 256]).capacity(1 << 20).fallback(Fallback::Error).build().ok()
+    }
+
+    #[test]
+    fn first_use_from_many_threads_builds_once_and_nobody_waits() {
+        const THREADS: usize = 8;
+        let barrier = Barrier::new(THREADS);
+        let served: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        usize::from(RACED.get().is_some())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("no panic")).sum()
+        });
+        assert_eq!(BUILDS.load(Ordering::SeqCst), 1, "exactly one thread builds");
+        // The builder got the slab; whoever came while it was being built
+        // was sent to glibc instead of waiting (all, unless scheduled late).
+        assert!((1..=THREADS).contains(&served));
+        assert_eq!(RACED.state_name(), "ready");
+        assert_eq!(RACED.largest(), 256, "the largest class at alignment 16");
+        let slab = RACED.get().expect("ready");
+        let block = slab.allocate(core::alloc::Layout::from_size_align(200, 16).expect("valid")).expect("a block");
+        assert!(slab.owns(block.as_ptr()));
+    }
+
+    static FAILING: Global = Global::new(|| None);
+
+    #[test]
+    fn a_failed_build_is_permanent_and_never_retried() {
+        assert!(FAILING.get().is_none());
+        assert!(FAILING.get().is_none());
+        assert_eq!(FAILING.largest(), 0);
+        assert!(FAILING.state_name().starts_with("could not reserve"));
     }
 }
