@@ -12,17 +12,19 @@
 //!                                                 \--> FAILED (mmap refused)
 //! ```
 //!
-//! **First use.** The first call of any entry point, from any thread, claims
-//! the build with one CAS and builds the allocator. Building allocates (the
-//! builder's vectors, the region's owner): through Rust's global allocator,
-//! which in a shared library is `System`, i.e. `malloc`, i.e. us again.
-//! Nothing waits and nothing recurses: while the state is not `READY`
-//! every request — those nested calls, and other threads' first calls —
-//! is served by glibc, and glibc's blocks go back to glibc when freed (they
-//! are outside the slab's region). `FAILED` is permanent: glibc serves
-//! everything. This also makes the library safe before `main` and inside the
-//! dynamic loader, which call `malloc` before any constructor of ours ran:
-//! the only things first use needs are `mmap` and atomics.
+//! **First use.** The first request that allocates (or asks for the stats),
+//! from any thread, claims the build with one CAS and builds the allocator
+//! (`free` and the size queries never build it: no pointer can be the
+//! slab's before). Building allocates (the builder's vectors, the region's
+//! owner): through Rust's global allocator, which in a shared library is
+//! `System`, i.e. `malloc`, i.e. us again. Nothing waits and nothing
+//! recurses: while the state is not `READY` every request — those nested
+//! calls, and other threads' first calls — is served by glibc, and glibc's
+//! blocks go back to glibc when freed (they are outside the slab's region).
+//! `FAILED` is permanent: glibc serves everything. This also makes the
+//! library safe before `main` and inside the dynamic loader, which call
+//! `malloc` before any constructor of ours ran: the only things first use
+//! needs are `mmap` and atomics.
 //!
 //! **After first use**, one path can still re-enter: a thread's first
 //! allocation claims a cache slot, which registers the thread-exit guard
@@ -44,7 +46,16 @@
 //! with TLS. `dlopen`ing *this* library is not supported: its TLS would be
 //! allocated lazily by `__tls_get_addr`, with `malloc`. (A Rust binary
 //! with the `override` feature links the slab into the executable, whose TLS
-//! is local-exec: no call at all.)
+//! is local-exec: no call at all.) `tests/c/loader.c` allocates in threads
+//! while modules with TLS are `dlopen`ed and closed. The general-dynamic
+//! call is also most of what the C ABI adds to a cache hit (measured, with
+//! the TLS-descriptor alternative, in docs/PERFORMANCE.md).
+//!
+//! **Thread exit.** The slab's exit guard is a Rust thread-local with a
+//! destructor, which std registers with glibc's `__cxa_thread_atexit_impl`;
+//! glibc runs those destructors for every thread that ends, `pthread_create`d
+//! ones included, so a C program's threads give their cached blocks back too
+//! (`tests/c/threads.c` checks it after 1,000 joins).
 //!
 //! **fork.** A child inherits the state as it was: `READY` stays `READY`;
 //! a build in flight in another thread leaves the child `INITIALIZING`, so it

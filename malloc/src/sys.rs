@@ -1,7 +1,7 @@
 //! The one door to the C library: glibc's own allocator entry points, which
 //! serve every request the slab does not, and the few other calls this crate
-//! makes (`errno`, `write(2)`, `getenv`, `dlopen`/`dlsym`). No other module
-//! names `libc`.
+//! makes (`errno`, `write(2)`, `getenv`, `sysconf`, `dlopen`/`dlsym`). No
+//! other module calls into the C library (they use its constants).
 //!
 //! **No recursion.** This crate exports `malloc`, `free`, ... and so must
 //! never call those names itself: under `LD_PRELOAD` (or the `override`
