@@ -64,7 +64,10 @@ const MAX_SLAB_ALIGN: usize = lockfree_slab::MAX_ALIGN;
 /// blocks outside its region, which never reach it from here.
 const ANY_LAYOUT: Layout = Layout::new::<u8>();
 
-/// A layout the slab may serve.
+/// A layout the slab may serve. Size 0 is asked as 1: the slab answers a
+/// zero-size request whose class is dry with a dangling pointer (valid for
+/// Rust, which never frees it to anyone else), but a C caller must get a
+/// real block or NULL, so a dry class must mean glibc.
 ///
 /// # Safety
 ///
@@ -75,7 +78,7 @@ unsafe fn layout(size: usize, align: usize) -> Layout {
     debug_assert!(size <= lockfree_slab::MAX_CLASS_SIZE && align.is_power_of_two());
     // SAFETY: the caller's bounds: `align` is a power of two and `size`
     // rounded up to it cannot overflow `isize`.
-    unsafe { Layout::from_size_align_unchecked(size, align) }
+    unsafe { Layout::from_size_align_unchecked(size.max(1), align) }
 }
 
 /// `malloc(size)`: a block of at least `size` bytes aligned to 16, or NULL
