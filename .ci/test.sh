@@ -27,6 +27,7 @@ bash .ci/loom.sh
 step "benchmark smoke run (builds and executes once; no timing asserted)"
 cargo bench --bench '*' -- --test
 cargo run --release --example compare -- --quick --out target/compare-quick
+step "the C ABI: malloc/ under LD_PRELOAD, C tests and real programs" && bash .ci/malloc.sh
 
 echo
 echo "all tests passed in $(( $(date +%s) - start ))s"
