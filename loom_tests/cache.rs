@@ -53,7 +53,7 @@ impl CacheFixture {
     }
 
     fn cached(&self) -> u32 {
-        self.area.header(0, 0).len.load(crate::sync::Ordering::Relaxed)
+        self.area.stats_of(0, 0).len as u32
     }
 }
 

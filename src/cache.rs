@@ -25,11 +25,14 @@ use crate::config::MAX_CACHED_THREADS;
 use crate::size_class::MAX_CLASSES;
 use crate::sync::{bump_owned, AtomicU32, AtomicU64, Ordering, UnsafeCell, ZeroableAtomic};
 
-/// The owner-written head of one magazine: its length and its counters.
-/// Other threads read it (for statistics) with relaxed loads.
+/// The hot half of one magazine: what a cache hit reads and writes, 32
+/// bytes, so the headers of a slot's classes sit two to a cache line, packed
+/// together at the start of the slot. Only the owner writes it; other threads
+/// read `len` and the counters (for statistics) with relaxed loads.
 ///
 /// The hot path writes one counter per operation: `requested` on a cache-hit
-/// allocation, `frees` on a cache-hit free. Cache hits are derived:
+/// allocation, `frees` on a cache-hit free. Cache hits are derived (with the
+/// cold [`MagazineCounters`]):
 ///
 /// ```text
 /// hits = frees + refilled_blocks - flushed_blocks - refills - len
@@ -37,40 +40,59 @@ use crate::sync::{bump_owned, AtomicU32, AtomicU64, Ordering, UnsafeCell, Zeroab
 ///
 /// (blocks in minus blocks out; every successful refill hands out one block
 /// itself).
-#[repr(C, align(64))]
+#[repr(C, align(32))]
 pub(crate) struct MagazineHeader {
-    pub(crate) len: AtomicU32,
-    /// The magazine's capacity, written when a thread claims the slot
-    /// ([`CacheArea::claim`]) and read only by that thread: the free hot
-    /// path compares `len` with it in the same cache line. Not an atomic, so
-    /// that the compare can read it directly.
+    len: AtomicU32,
+    /// The magazine's capacity; with `blocks`, written when a thread claims
+    /// the slot ([`CacheArea::claim`]) and read only by that thread. Not
+    /// atomics, so that the hot path reads them directly.
     depth: UnsafeCell<u32>,
+    /// The magazine's block array (elsewhere in the slot); entries `0..len`
+    /// are free blocks of the class, oldest first.
+    blocks: UnsafeCell<*mut NonNull<u8>>,
     /// Frees taken into the magazine.
-    pub(crate) frees: AtomicU64,
+    frees: AtomicU64,
     /// Bytes requested by allocations served from the magazine (cache hits
     /// and the allocation that triggered each refill).
-    pub(crate) requested: AtomicU64,
-    /// Allocations that found the magazine empty.
-    pub(crate) misses: AtomicU64,
-    /// Successful refills; each one also served one allocation.
-    pub(crate) refills: AtomicU64,
-    /// Flushes (batches given to the stack).
-    pub(crate) flushes: AtomicU64,
-    /// Blocks taken in by refills.
-    pub(crate) refilled_blocks: AtomicU64,
-    /// Blocks given to the stack by flushes.
-    pub(crate) flushed_blocks: AtomicU64,
+    requested: AtomicU64,
 }
 
-impl MagazineHeader {
-    /// Allocations served straight from the magazine (see the type's docs).
+/// The cold half of one magazine: counters written once per refill or
+/// flush, kept apart from the headers so that the hot lines hold only what
+/// a cache hit needs.
+#[repr(C)]
+pub(crate) struct MagazineCounters {
+    /// Allocations that found the magazine empty.
+    misses: AtomicU64,
+    /// Successful refills; each one also served one allocation.
+    refills: AtomicU64,
+    /// Flushes (batches given back).
+    flushes: AtomicU64,
+    /// Blocks taken in by refills.
+    refilled_blocks: AtomicU64,
+    /// Blocks given back by flushes.
+    flushed_blocks: AtomicU64,
+}
+
+/// A snapshot of one magazine's counters, for statistics.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct MagazineStats {
+    pub(crate) len: u64,
+    pub(crate) frees: u64,
+    pub(crate) requested: u64,
+    pub(crate) misses: u64,
+    pub(crate) refills: u64,
+    pub(crate) flushes: u64,
+    pub(crate) refilled_blocks: u64,
+    pub(crate) flushed_blocks: u64,
+}
+
+impl MagazineStats {
+    /// Allocations served straight from the magazine (see
+    /// [`MagazineHeader`]); a snapshot taken while the owner works may be off
+    /// by the operation in flight.
     pub(crate) fn hits(&self) -> u64 {
-        // Relaxed: statistics; a snapshot taken while the owner works may be
-        // off by the operation in flight.
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        (load(&self.frees) + load(&self.refilled_blocks)).saturating_sub(
-            load(&self.flushed_blocks) + load(&self.refills) + u64::from(self.len.load(Ordering::Relaxed)),
-        )
+        (self.frees + self.refilled_blocks).saturating_sub(self.flushed_blocks + self.refills + self.len)
     }
 }
 
@@ -79,8 +101,16 @@ impl ZeroableAtomic for MagazineHeader {
         MagazineHeader {
             len: AtomicU32::zero(),
             depth: UnsafeCell::new(0),
+            blocks: UnsafeCell::new(core::ptr::null_mut()),
             frees: AtomicU64::zero(),
             requested: AtomicU64::zero(),
+        }
+    }
+}
+
+impl ZeroableAtomic for MagazineCounters {
+    fn zero() -> Self {
+        MagazineCounters {
             misses: AtomicU64::zero(),
             refills: AtomicU64::zero(),
             flushes: AtomicU64::zero(),
@@ -90,27 +120,26 @@ impl ZeroableAtomic for MagazineHeader {
     }
 }
 
-/// Where the slots are and how they are cut. A slot is one stride per
-/// class,
+/// Where the slots are and how they are cut. A slot is
 ///
 /// ```text
-/// [ header of class 0 | blocks of class 0 … ][ header of class 1 | blocks of class 1 … ] …
+/// [ headers: 32 B × classes ][ counters: 40 B × classes ][ blocks of class 0 ][ blocks of class 1 ] …
 /// ```
 ///
-/// with a 64-byte header followed by the class's block array (strides are
-/// multiples of 128 bytes). A magazine's header is one table load and add
-/// from the slot, and its blocks are at a constant offset from its header:
-/// no multiply, no shift by a loaded amount.
+/// so the hot headers of a thread's classes share a few cache lines, a
+/// header is one shift and add from the slot, and its block array is a
+/// pointer in the header (written when the slot is claimed).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct CacheGeometry {
-    /// The largest magazine depth of any class (0: caches disabled); the
-    /// strides are cut for it.
+    /// The largest magazine depth of any class (0: caches disabled).
     #[cfg_attr(any(not(test), lockfree_slab_loom), allow(dead_code))]
     pub(crate) depth: u32,
     /// Magazine depth of each class.
     depths: [u16; MAX_CLASSES],
-    /// Byte offset of each class's header in a slot.
-    offsets: [u32; MAX_CLASSES],
+    /// Byte offset of the counters in a slot.
+    counters: usize,
+    /// Byte offset of each class's block array in a slot.
+    blocks: [u32; MAX_CLASSES],
     /// Bytes per slot, padded so that two threads' slots never share a
     /// (pair of) cache line(s).
     pub(crate) slot_size: usize,
@@ -118,10 +147,20 @@ pub(crate) struct CacheGeometry {
     pub(crate) slots: u32,
 }
 
+/// log2 of `size_of::<MagazineHeader>()`: a header is `class << HEADER_SHIFT` into its slot.
+const HEADER_SHIFT: u32 = 5;
+const _: () = assert!(core::mem::size_of::<MagazineHeader>() == 1 << HEADER_SHIFT);
+
 impl CacheGeometry {
     /// No caches at all.
-    pub(crate) const DISABLED: CacheGeometry =
-        CacheGeometry { depth: 0, depths: [0; MAX_CLASSES], offsets: [0; MAX_CLASSES], slot_size: 0, slots: 0 };
+    pub(crate) const DISABLED: CacheGeometry = CacheGeometry {
+        depth: 0,
+        depths: [0; MAX_CLASSES],
+        counters: 0,
+        blocks: [0; MAX_CLASSES],
+        slot_size: 0,
+        slots: 0,
+    };
 
     /// Every one of `classes` classes with magazines of `depth` blocks.
     #[cfg_attr(not(any(test, lockfree_slab_loom)), allow(dead_code))]
@@ -132,23 +171,25 @@ impl CacheGeometry {
     /// One magazine depth per class (all 0: caches disabled). Depths are at
     /// most `MAX_CACHE_DEPTH`, so they fit the table's `u16`.
     pub(crate) fn with_depths(depths: &[usize], slots: usize) -> Self {
+        let classes = depths.len();
         let depth = depths.iter().copied().max().unwrap_or(0);
         if depth == 0 {
             return Self::DISABLED;
         }
+        let counters = (classes << HEADER_SHIFT).next_multiple_of(64);
+        let mut cursor = (counters + classes * core::mem::size_of::<MagazineCounters>()).next_multiple_of(64);
         let mut table = [0u16; MAX_CLASSES];
-        let mut offsets = [0u32; MAX_CLASSES];
-        let mut cursor = 0;
-        for ((entry, offset), &d) in table.iter_mut().zip(&mut offsets).zip(depths) {
+        let mut blocks = [0u32; MAX_CLASSES];
+        for ((entry, offset), &d) in table.iter_mut().zip(&mut blocks).zip(depths) {
             *entry = d as u16;
             *offset = cursor as u32;
-            cursor +=
-                (core::mem::size_of::<MagazineHeader>() + d * core::mem::size_of::<usize>()).next_multiple_of(128);
+            cursor = (cursor + d * core::mem::size_of::<usize>()).next_multiple_of(64);
         }
         CacheGeometry {
             depth: depth as u32,
             depths: table,
-            offsets,
+            counters,
+            blocks,
             slot_size: cursor.next_multiple_of(128),
             slots: slots as u32,
         }
@@ -176,23 +217,25 @@ impl CacheGeometry {
     /// class of the region.
     #[inline(always)]
     pub(crate) unsafe fn magazine(&self, slot: SlotPtr, class: usize) -> Magazine<'static> {
-        debug_assert!(class < MAX_CLASSES);
-        // SAFETY: `class` is a class of the region (caller), so below
-        // MAX_CLASSES, the table's length.
-        let offset = unsafe { *self.offsets.get_unchecked(class) } as usize;
-        let at = slot.0.as_ptr().wrapping_add(offset);
-        // SAFETY: the slot and class are in range (caller), so the header is
-        // inside the area, initialised, and 64-aligned. The area lives as
-        // long as the region, which the caller keeps alive while it uses the
-        // magazine (the `'static` never escapes a method of the allocator).
-        let header = unsafe { &*at.cast::<MagazineHeader>() };
-        let blocks = at.wrapping_add(core::mem::size_of::<MagazineHeader>()).cast::<NonNull<u8>>();
-        Magazine { header, blocks }
+        let base = slot.0.as_ptr();
+        // SAFETY: the slot and class are in range (caller), so the header
+        // and counters are inside the area, initialised and aligned. The area
+        // lives as long as the region, which the caller keeps alive while it
+        // uses the magazine (the `'static` never escapes a method of the
+        // allocator).
+        unsafe { Magazine { header: &*self.header_at(base, class), counters: &*self.counters_at(base, class) } }
     }
 
     /// The header of `class` in the slot at `slot_base`.
+    #[inline(always)]
     fn header_at(&self, slot_base: *mut u8, class: usize) -> *mut MagazineHeader {
-        slot_base.wrapping_add(self.offsets[class] as usize).cast()
+        slot_base.wrapping_add(class << HEADER_SHIFT).cast()
+    }
+
+    /// The cold counters of `class` in the slot at `slot_base`.
+    #[inline(always)]
+    fn counters_at(&self, slot_base: *mut u8, class: usize) -> *mut MagazineCounters {
+        slot_base.wrapping_add(self.counters).cast::<MagazineCounters>().wrapping_add(class)
     }
 }
 
@@ -277,30 +320,35 @@ impl CacheArea {
     /// lives.
     pub(crate) unsafe fn new(geometry: CacheGeometry, base: *mut u8, classes: usize) -> Self {
         for slot in 0..geometry.slots as usize {
-            for class in 0..classes {
-                let header = geometry.header_at(base.wrapping_add(slot * geometry.slot_size), class);
-                // SAFETY: a header inside the zero-filled area, aligned to 64
-                // (strides are powers of two of at least 64, slot sizes
-                // multiples of 128).
-                unsafe { crate::sync::init_zeroed_atomics(header, 1) };
+            let slot_base = base.wrapping_add(slot * geometry.slot_size);
+            // SAFETY: the header and counter arrays of a slot inside the
+            // zero-filled area, aligned (slots at multiples of 128, the
+            // counters at a multiple of 64).
+            unsafe {
+                crate::sync::init_zeroed_atomics(geometry.header_at(slot_base, 0), classes);
+                crate::sync::init_zeroed_atomics(geometry.counters_at(slot_base, 0), classes);
             }
         }
         CacheArea { geometry, base, classes, map: SlotMap::new() }
     }
 
     /// Claims a free slot for the calling thread and sets its magazines'
-    /// depths; `None` when every slot is taken.
+    /// depths and block arrays; `None` when every slot is taken.
     pub(crate) fn claim(&self) -> Option<SlotPtr> {
         let slot = self.slot(self.map.claim(self.geometry.slots)?);
+        let base = slot.0.as_ptr();
         for class in 0..self.classes {
-            let header = self.geometry.header_at(slot.0.as_ptr(), class);
             // SAFETY: a header of the slot we just claimed (initialised in
-            // `new`); only atomics are written through it.
-            let header = unsafe { &*header };
-            // SAFETY: only the slot's owner reads or writes `depth`, and we
-            // own the slot now (the claim's Acquire orders us after the
-            // previous owner's release).
-            unsafe { *header.depth.get() = u32::from(self.geometry.depths[class]) };
+            // `new`).
+            let header = unsafe { &*self.geometry.header_at(base, class) };
+            // SAFETY: only the slot's owner reads or writes `depth` and
+            // `blocks`, and we own the slot now (the claim's Acquire orders
+            // us after the previous owner's release). The array is inside
+            // the slot (`CacheGeometry::with_depths`).
+            unsafe {
+                *header.depth.get() = u32::from(self.geometry.depths[class]);
+                *header.blocks.get() = base.wrapping_add(self.geometry.blocks[class] as usize).cast();
+            }
         }
         Some(slot)
     }
@@ -333,13 +381,25 @@ impl CacheArea {
         unsafe { self.geometry.magazine(slot, class) }
     }
 
-    /// The header of `class` in `slot`, for reading statistics from any
-    /// thread.
-    pub(crate) fn header(&self, slot: u32, class: usize) -> &MagazineHeader {
-        let header = self.geometry.header_at(self.slot(slot).0.as_ptr(), class);
+    /// A snapshot of the counters of `class` in `slot`, for statistics,
+    /// from any thread.
+    pub(crate) fn stats_of(&self, slot: u32, class: usize) -> MagazineStats {
+        let base = self.slot(slot).0.as_ptr();
         // SAFETY: in range (slot < slots by `self.slot`, class < classes by
-        // the caller), initialised, and only atomics are read through it.
-        unsafe { &*header }
+        // the caller), initialised, and only atomics are read through them.
+        let (h, c) = unsafe { (&*self.geometry.header_at(base, class), &*self.geometry.counters_at(base, class)) };
+        // Relaxed: statistics (see `MagazineStats::hits`).
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        MagazineStats {
+            len: u64::from(h.len.load(Ordering::Relaxed)),
+            frees: load(&h.frees),
+            requested: load(&h.requested),
+            misses: load(&c.misses),
+            refills: load(&c.refills),
+            flushes: load(&c.flushes),
+            refilled_blocks: load(&c.refilled_blocks),
+            flushed_blocks: load(&c.flushed_blocks),
+        }
     }
 }
 
@@ -350,9 +410,7 @@ pub(crate) struct SlotPtr(pub(crate) NonNull<u8>);
 /// One class's magazine in a slot owned by the current thread.
 pub(crate) struct Magazine<'a> {
     header: &'a MagazineHeader,
-    /// `depth` block pointers following the header; entries `0..len` are
-    /// free blocks of the class, oldest first. Only the owner touches them.
-    blocks: *mut NonNull<u8>,
+    counters: &'a MagazineCounters,
 }
 
 impl Magazine<'_> {
@@ -364,6 +422,13 @@ impl Magazine<'_> {
         unsafe { *self.header.depth.get() }
     }
 
+    /// The magazine's block array, `depth` entries.
+    #[inline(always)]
+    fn blocks(&self) -> *mut NonNull<u8> {
+        // SAFETY: as for `depth`.
+        unsafe { *self.header.blocks.get() }
+    }
+
     /// The cache hit: the newest free block, or `None` if empty.
     #[inline(always)]
     pub(crate) fn pop(&self, requested: usize) -> Option<NonNull<u8>> {
@@ -373,7 +438,7 @@ impl Magazine<'_> {
             return None;
         }
         // SAFETY: `len - 1 < depth`, and entries below `len` hold blocks.
-        let block = unsafe { *self.blocks.add(len as usize - 1) };
+        let block = unsafe { *self.blocks().add(len as usize - 1) };
         self.header.len.store(len - 1, Ordering::Relaxed);
         bump_owned(&self.header.requested, requested as u64);
         Some(block)
@@ -388,7 +453,7 @@ impl Magazine<'_> {
             return false;
         }
         // SAFETY: `len < depth`, so the entry is inside the magazine.
-        unsafe { self.blocks.add(len as usize).write(block) };
+        unsafe { self.blocks().add(len as usize).write(block) };
         self.header.len.store(len + 1, Ordering::Relaxed);
         bump_owned(&self.header.frees, 1);
         true
@@ -399,7 +464,7 @@ impl Magazine<'_> {
     /// and returns the first; `None` when the class is dry.
     #[cold]
     pub(crate) fn refill_and_pop(&self, pool: &ClassPool, batch: u32, requested: usize) -> Option<NonNull<u8>> {
-        bump_owned(&self.header.misses, 1);
+        bump_owned(&self.counters.misses, 1);
         self.refill(pool, batch, requested)
     }
 
@@ -410,7 +475,7 @@ impl Magazine<'_> {
     pub(crate) fn refill(&self, pool: &ClassPool, batch: u32, requested: usize) -> Option<NonNull<u8>> {
         debug_assert_eq!(self.header.len.load(Ordering::Relaxed), 0);
         debug_assert!(batch <= self.depth());
-        let blocks = self.blocks;
+        let blocks = self.blocks();
         let got = pool.take_batch(batch, |position, block| {
             // SAFETY: position < batch <= depth: inside the magazine.
             unsafe { blocks.add(position as usize).write(block) };
@@ -418,8 +483,8 @@ impl Magazine<'_> {
         if got == 0 {
             return None;
         }
-        bump_owned(&self.header.refills, 1);
-        bump_owned(&self.header.refilled_blocks, u64::from(got));
+        bump_owned(&self.counters.refills, 1);
+        bump_owned(&self.counters.refilled_blocks, u64::from(got));
         // SAFETY: `got >= 1` entries were just written.
         let block = unsafe { *blocks.add(got as usize - 1) };
         // Relaxed: owner-only.
@@ -468,12 +533,12 @@ impl Magazine<'_> {
         // SAFETY: entries below `len` hold blocks of `pool` that this thread
         // owns and gives up here; the rest are moved down inside the array.
         unsafe {
-            pool.give_batch(core::slice::from_raw_parts(self.blocks, count as usize));
-            core::ptr::copy(self.blocks.add(count as usize), self.blocks, (len - count) as usize);
+            pool.give_batch(core::slice::from_raw_parts(self.blocks(), count as usize));
+            core::ptr::copy(self.blocks().add(count as usize), self.blocks(), (len - count) as usize);
         }
         self.header.len.store(len - count, Ordering::Relaxed);
-        bump_owned(&self.header.flushes, 1);
-        bump_owned(&self.header.flushed_blocks, u64::from(count));
+        bump_owned(&self.counters.flushes, 1);
+        bump_owned(&self.counters.flushed_blocks, u64::from(count));
     }
 }
 
@@ -482,20 +547,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn geometry_uses_shifts_and_keeps_slots_apart() {
+    fn geometry_packs_headers_and_keeps_slots_apart() {
         let g = CacheGeometry::new(44, 64, 8);
         assert_eq!(g.batch_of(43), 32);
-        assert_eq!(g.offsets[1], 640, "a 64-byte header and 64 pointers, rounded up to 128 bytes");
-        assert_eq!(g.offsets[43], 43 * 640);
+        assert_eq!(g.counters, 44 * 32, "the hot headers come first, 32 bytes each");
+        assert_eq!(g.blocks[0], (44 * 32 + 44 * 40usize).next_multiple_of(64) as u32, "then the counters");
+        assert_eq!(g.blocks[43], g.blocks[0] + 43 * 512, "then 64 pointers per class");
         assert_eq!(g.slot_size % 128, 0);
-        assert!(g.slot_size >= 44 * 640);
+        assert!(g.slot_size >= g.blocks[43] as usize + 512);
         let odd = CacheGeometry::new(3, 6, 1);
         assert_eq!((odd.depth, odd.batch_of(0)), (6, 3));
-        assert_eq!(odd.offsets[1], 128, "64 + 6 pointers round up to a 128-byte stride");
+        assert_eq!(odd.blocks[1] - odd.blocks[0], 64, "6 pointers round up to a cache line");
         assert_eq!(CacheGeometry::new(3, 0, 8).area_len(), 0, "depth 0 disables caches");
         let scaled = CacheGeometry::with_depths(&[1024, 256, 64], 1);
         assert_eq!(scaled.depth, 1024);
-        assert_eq!(scaled.offsets[1..3], [8320, 8320 + 2176], "each class's stride fits its own depth");
+        assert_eq!(scaled.blocks[1..3], [256 + 8192, 256 + 8192 + 2048], "each class's array fits its own depth");
         assert_eq!((scaled.batch_of(0), scaled.batch_of(2)), (512, 32), "refills and flushes move the same batch");
     }
 

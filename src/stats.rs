@@ -171,17 +171,16 @@ fn collect_one(region: &Region) -> Stats {
             let mut frees = load(&pool.counters().uncached_frees);
             let mut allocations = s.uncached_allocations;
             for slot in 0..slots {
-                let m = caches.header(slot, class);
+                let m = caches.stats_of(slot, class);
                 let hits = m.hits();
-                // Relaxed: statistics; see the module docs.
-                s.in_caches += u64::from(m.len.load(crate::sync::Ordering::Relaxed));
+                s.in_caches += m.len;
                 s.cache_hits += hits;
-                s.cache_misses += load(&m.misses);
-                s.refills += load(&m.refills);
-                s.flushes += load(&m.flushes);
-                s.requested_bytes += load(&m.requested);
-                allocations += hits + load(&m.refills);
-                frees += load(&m.frees);
+                s.cache_misses += m.misses;
+                s.refills += m.refills;
+                s.flushes += m.flushes;
+                s.requested_bytes += m.requested;
+                allocations += hits + m.refills;
+                frees += m.frees;
             }
             s.allocations = allocations;
             s.frees = frees;

@@ -263,6 +263,7 @@ impl ClassPool {
 
     /// One never-used block, straight from the carver (its memory reads as
     /// zero); `None` when the class has carved everything.
+    #[cfg(test)]
     pub(crate) fn take_fresh(&self) -> Option<NonNull<u8>> {
         let carved = self.carver.carve(1);
         (!carved.is_empty()).then(|| self.address_of(carved.start))

@@ -1,5 +1,5 @@
-//! Zeroed allocation and resizing: `allocate_zeroed` (large blocks straight
-//! from the never-used part of their class, which needs no `memset`),
+//! Zeroed allocation and resizing: `allocate_zeroed` (a block as for
+//! `allocate`, cleared),
 //! `resize_in_place` (same class: keep the block), the "both with the
 //! system" test that lets `realloc` hand a move to the system allocator, and
 //! the size queries `usable_size` and `class_size_for`.
@@ -18,10 +18,9 @@ impl SlabAllocator {
     /// Like [`allocate`](Self::allocate), with the block's first
     /// `layout.size()` bytes zeroed.
     ///
-    /// Large blocks (4 KiB and up) are taken straight from the never-used
-    /// part of their class when there is one: those pages have never been
-    /// written (or were populated with zeros), so no `memset` is needed.
-    /// Requests that go to the system fallback use its `alloc_zeroed`.
+    /// The block is found as by `allocate` (a freed block is reused) and
+    /// cleared; requests that go to the system fallback use its
+    /// `alloc_zeroed`.
     pub fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         self.allocate_zeroed_with::<Panic>(layout)
     }
@@ -31,25 +30,18 @@ impl SlabAllocator {
     pub(crate) fn allocate_zeroed_with<R: OnMisuse>(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         if self.is_ready() && layout.size() > 0 {
             let region = self.region();
-            match region.class_for(layout.size(), layout.align()) {
-                // (A checked allocator's blocks all go through its checks.)
-                Some(class) if region.pool(class).block_size() >= ZERO_BY_CARVING && !region.checks() => {
-                    let pool = region.pool(class);
-                    if let Some(block) = pool.take_fresh() {
-                        pool.count_uncached_alloc(layout.size());
-                        return Ok(block);
-                    }
-                }
-                None if region.fallback() == Fallback::System => {
-                    // SAFETY: non-zero size, as `alloc_zeroed` requires.
-                    let block = NonNull::new(unsafe { System.alloc_zeroed(layout) }).ok_or(AllocError)?;
-                    // Relaxed: statistics.
-                    region.oversize.served.fetch_add(1, Ordering::Relaxed);
-                    return Ok(block);
-                }
-                _ => {}
+            if region.class_for(layout.size(), layout.align()).is_none() && region.fallback() == Fallback::System {
+                // SAFETY: non-zero size, as `alloc_zeroed` requires.
+                let block = NonNull::new(unsafe { System.alloc_zeroed(layout) }).ok_or(AllocError)?;
+                // Relaxed: statistics.
+                region.oversize.served.fetch_add(1, Ordering::Relaxed);
+                return Ok(block);
             }
         }
+        // A freed block is reused and cleared, like any other allocation:
+        // taking never-used (zero) blocks instead would fault in new pages
+        // on every zeroed request while the class has never-used space, and
+        // grow the footprint of a calloc/free loop to the class's whole share.
         let block = self.allocate_with::<R>(layout)?;
         // SAFETY: the block holds at least `layout.size()` bytes and is ours.
         unsafe { block.as_ptr().write_bytes(0, layout.size()) };
@@ -114,7 +106,3 @@ impl SlabAllocator {
         region.class_for(layout.size(), layout.align()).map(|class| region.pool(class).block_size())
     }
 }
-
-/// Block size from which `allocate_zeroed` takes never-used blocks straight
-/// from the carver instead of zeroing a cached one.
-const ZERO_BY_CARVING: usize = 4096;

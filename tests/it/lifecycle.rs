@@ -152,3 +152,24 @@ fn populate_means_no_page_faults_after_build() {
     assert!(lazy >= 1000, "lazily committed pages should fault on first touch ({lazy})");
     assert!(populated <= 4, "populated pool still faulted {populated} times");
 }
+
+/// A zeroed-allocation loop reuses its freed blocks (cleared) instead of
+/// taking never-used ones each time, which would fault in new pages on
+/// every call and grow the footprint to the class's whole share.
+#[test]
+fn a_zeroed_allocation_loop_reuses_freed_blocks() {
+    const ROUNDS: usize = 2_000;
+    let slab = SlabAllocator::builder().size_classes(&[8192]).capacity(64 << 20).build().unwrap();
+    let layout = Layout::from_size_align(8192, 8).unwrap();
+    for round in 0..ROUNDS {
+        let p = slab.allocate_zeroed(layout).expect("capacity for a few blocks");
+        // SAFETY: a live 8 KiB block of ours.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), 8192) };
+        assert!(bytes.iter().all(|&b| b == 0), "round {round}: a zeroed block holds a non-zero byte");
+        bytes.fill(0xAB);
+        // SAFETY: allocated above with `layout`, freed once.
+        unsafe { slab.deallocate(p, layout) };
+    }
+    let class = &slab.stats().classes[0];
+    assert!(class.carved <= 128, "{ROUNDS} zeroed allocations carved {} fresh blocks instead of reusing", class.carved);
+}
