@@ -22,6 +22,15 @@ mod arena; //      Arena: a lock-free bump arena over its own reservation (uses 
 #[path = "../loom_tests/mod.rs"]
 mod loom_tests;
 
+/// The examples in `docs/`, run as doctests like the README's.
+#[cfg(doctest)]
+mod docs {
+    #[doc = include_str!("../docs/CONFIGURATION.md")]
+    struct Configuration;
+    #[doc = include_str!("../docs/CORRECTNESS.md")]
+    struct Correctness;
+}
+
 pub use allocator_api2::alloc::AllocError;
 pub use arena::{Arena, ArenaError};
 pub use config::{

@@ -10,7 +10,13 @@ use std::path::{Path, PathBuf};
 fn layer_order(src: &Path) -> Vec<String> {
     let lib = fs::read_to_string(src.join("lib.rs")).expect("src/lib.rs");
     lib.lines()
-        .filter_map(|line| line.trim().strip_prefix("mod ")?.split(';').next().map(str::to_owned))
+        .filter_map(|line| {
+            let rest = line.strip_prefix("mod ")?;
+            let name: String = rest.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+            // `mod name;` declares a layer; `mod name { … }` (lib.rs's
+            // doctest-only module) and the loom models do not.
+            rest[name.len()..].starts_with(';').then_some(name)
+        })
         .filter(|name| name != "loom_tests")
         .collect()
 }
