@@ -147,9 +147,10 @@ pub(crate) struct CacheGeometry {
     pub(crate) slots: u32,
 }
 
-/// log2 of `size_of::<MagazineHeader>()`: a header is `class << HEADER_SHIFT` into its slot.
-const HEADER_SHIFT: u32 = 5;
-const _: () = assert!(core::mem::size_of::<MagazineHeader>() == 1 << HEADER_SHIFT);
+// Two headers to a cache line, and a header's offset a shift of its class.
+// (Loom's atomics are larger; the layout works for any size.)
+#[cfg(not(lockfree_slab_loom))]
+const _: () = assert!(core::mem::size_of::<MagazineHeader>() == 32);
 
 impl CacheGeometry {
     /// No caches at all.
@@ -163,7 +164,7 @@ impl CacheGeometry {
     };
 
     /// Every one of `classes` classes with magazines of `depth` blocks.
-    #[cfg_attr(not(any(test, lockfree_slab_loom)), allow(dead_code))]
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn new(classes: usize, depth: usize, slots: usize) -> Self {
         Self::with_depths(&vec![depth; classes], slots)
     }
@@ -176,7 +177,7 @@ impl CacheGeometry {
         if depth == 0 {
             return Self::DISABLED;
         }
-        let counters = (classes << HEADER_SHIFT).next_multiple_of(64);
+        let counters = (classes * core::mem::size_of::<MagazineHeader>()).next_multiple_of(64);
         let mut cursor = (counters + classes * core::mem::size_of::<MagazineCounters>()).next_multiple_of(64);
         let mut table = [0u16; MAX_CLASSES];
         let mut blocks = [0u32; MAX_CLASSES];
@@ -229,7 +230,7 @@ impl CacheGeometry {
     /// The header of `class` in the slot at `slot_base`.
     #[inline(always)]
     fn header_at(&self, slot_base: *mut u8, class: usize) -> *mut MagazineHeader {
-        slot_base.wrapping_add(class << HEADER_SHIFT).cast()
+        slot_base.cast::<MagazineHeader>().wrapping_add(class)
     }
 
     /// The cold counters of `class` in the slot at `slot_base`.

@@ -211,14 +211,14 @@ impl Depot {
 
     /// The stack of full records, for the ABA model that replays a stale
     /// take's CAS on it.
-    #[cfg(lockfree_slab_loom)]
+    #[cfg(all(test, lockfree_slab_loom))]
     pub(crate) fn full_stack(&self) -> &TaggedStack {
         &self.full
     }
 
     /// The block indices in `record` (for the ABA model, after it took the
     /// record by hand).
-    #[cfg(lockfree_slab_loom)]
+    #[cfg(all(test, lockfree_slab_loom))]
     pub(crate) fn contents_of(&self, record: u32) -> Vec<u32> {
         self.record(record).iter().map(|slot| slot.load(Ordering::Relaxed)).collect()
     }

@@ -262,8 +262,9 @@ impl ClassPool {
     }
 
     /// One never-used block, straight from the carver (its memory reads as
-    /// zero); `None` when the class has carved everything.
-    #[cfg(test)]
+    /// zero); `None` when the class has carved everything. For the trim
+    /// unit tests, which lay out a class by hand.
+    #[cfg(all(test, not(lockfree_slab_loom)))]
     pub(crate) fn take_fresh(&self) -> Option<NonNull<u8>> {
         let carved = self.carver.carve(1);
         (!carved.is_empty()).then(|| self.address_of(carved.start))
@@ -369,13 +370,13 @@ impl ClassPool {
     }
 
     /// The depot, for the models that drive it directly.
-    #[cfg(lockfree_slab_loom)]
+    #[cfg(all(test, lockfree_slab_loom))]
     pub(crate) fn depot(&self) -> &Depot {
         &self.depot
     }
 
     /// The per-block stack, for the models and unit tests that drive it.
-    #[cfg(any(test, lockfree_slab_loom))]
+    #[cfg(test)]
     pub(crate) fn stack(&self) -> &TaggedStack {
         &self.stack
     }
