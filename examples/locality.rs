@@ -32,7 +32,6 @@ use rand::{RngExt, SeedableRng};
 use tikv_jemallocator::Jemalloc;
 
 #[path = "../benches/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 use common::{BenchAlloc, Peer};
 
