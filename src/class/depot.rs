@@ -15,13 +15,15 @@
 //! dependent cache miss): the magazine array and the record are both
 //! contiguous. Block memory still carries no allocator metadata.
 //!
-//! **Bounded.** A class has `capacity.div_ceil(batch) + SLACK` records. A
-//! full record holds `batch` distinct free blocks, so at most
-//! `capacity / batch` are full at once; the slack covers records that
-//! threads hold for a moment between their pop and push. If a `put` still
-//! finds no record (more threads mid-transfer than the slack), it says so
-//! and the caller pushes the batch on the per-block stack instead: never a
-//! wait.
+//! **Bounded.** A class has records for up to [`MAX_DEPOT_BLOCKS`] free
+//! blocks (its whole capacity if smaller), plus [`SLACK`] records for the
+//! ones threads hold for a moment between their pop and push. The depot
+//! serves blocks *in transit* between thread caches; a class that holds
+//! more free blocks than that keeps the rest on its per-block stack. So a
+//! `put` that finds no record says so and the caller pushes the batch on the
+//! stack instead: never a wait. The bound keeps the depot's metadata (4
+//! bytes per block it can hold) small next to the links, which matters when
+//! `populate` commits all metadata up front.
 //!
 //! **Orderings.** Both stacks are [`TaggedStack`]s, whose pushes publish
 //! with Release and pops acquire, and whose tag stops ABA. So the writer of
@@ -37,6 +39,9 @@ use crate::sync::{AtomicU32, Ordering};
 
 /// Records beyond the most that can be full at once: transfers in flight.
 pub(crate) const SLACK: u32 = 16;
+
+/// Most free blocks one class's depot holds (4 MiB of record contents).
+pub(crate) const MAX_DEPOT_BLOCKS: u32 = 1 << 20;
 
 /// The records of one class (see the module docs).
 pub(crate) struct Depot {
@@ -76,7 +81,7 @@ impl Depot {
     pub(crate) fn records_for(capacity: u32, batch: u32) -> u32 {
         match batch {
             0 => 0,
-            _ => capacity.div_ceil(batch).saturating_add(SLACK),
+            _ => capacity.min(MAX_DEPOT_BLOCKS).div_ceil(batch).saturating_add(SLACK),
         }
     }
 
@@ -331,5 +336,6 @@ mod tests {
         assert_eq!(depot.take(|_, _| unreachable!()), 0);
         assert_eq!(Depot::records_for(1000, 0), 0);
         assert_eq!(Depot::records_for(1000, 64), 16 + SLACK);
+        assert_eq!(Depot::records_for(u32::MAX, 512), MAX_DEPOT_BLOCKS / 512 + SLACK, "bounded for huge classes");
     }
 }
