@@ -131,9 +131,6 @@ impl ZeroableAtomic for MagazineCounters {
 /// pointer in the header (written when the slot is claimed).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct CacheGeometry {
-    /// The largest magazine depth of any class (0: caches disabled).
-    #[cfg_attr(any(not(test), lockfree_slab_loom), allow(dead_code))]
-    pub(crate) depth: u32,
     /// Magazine depth of each class.
     depths: [u16; MAX_CLASSES],
     /// Byte offset of the counters in a slot.
@@ -154,14 +151,8 @@ const _: () = assert!(core::mem::size_of::<MagazineHeader>() == 32);
 
 impl CacheGeometry {
     /// No caches at all.
-    pub(crate) const DISABLED: CacheGeometry = CacheGeometry {
-        depth: 0,
-        depths: [0; MAX_CLASSES],
-        counters: 0,
-        blocks: [0; MAX_CLASSES],
-        slot_size: 0,
-        slots: 0,
-    };
+    pub(crate) const DISABLED: CacheGeometry =
+        CacheGeometry { depths: [0; MAX_CLASSES], counters: 0, blocks: [0; MAX_CLASSES], slot_size: 0, slots: 0 };
 
     /// Every one of `classes` classes with magazines of `depth` blocks.
     #[cfg_attr(not(test), allow(dead_code))]
@@ -186,14 +177,7 @@ impl CacheGeometry {
             *offset = cursor as u32;
             cursor = (cursor + d * core::mem::size_of::<usize>()).next_multiple_of(64);
         }
-        CacheGeometry {
-            depth: depth as u32,
-            depths: table,
-            counters,
-            blocks,
-            slot_size: cursor.next_multiple_of(128),
-            slots: slots as u32,
-        }
+        CacheGeometry { depths: table, counters, blocks, slot_size: cursor.next_multiple_of(128), slots: slots as u32 }
     }
 
     /// Blocks one refill or flush of `class` moves: half a magazine, so that
@@ -547,6 +531,12 @@ impl Magazine<'_> {
 mod tests {
     use super::*;
 
+    impl CacheGeometry {
+        fn max_depth(&self) -> u16 {
+            self.depths.iter().copied().max().unwrap_or(0)
+        }
+    }
+
     #[test]
     fn geometry_packs_headers_and_keeps_slots_apart() {
         let g = CacheGeometry::new(44, 64, 8);
@@ -557,11 +547,11 @@ mod tests {
         assert_eq!(g.slot_size % 128, 0);
         assert!(g.slot_size >= g.blocks[43] as usize + 512);
         let odd = CacheGeometry::new(3, 6, 1);
-        assert_eq!((odd.depth, odd.batch_of(0)), (6, 3));
+        assert_eq!((odd.max_depth(), odd.batch_of(0)), (6, 3));
         assert_eq!(odd.blocks[1] - odd.blocks[0], 64, "6 pointers round up to a cache line");
         assert_eq!(CacheGeometry::new(3, 0, 8).area_len(), 0, "depth 0 disables caches");
         let scaled = CacheGeometry::with_depths(&[1024, 256, 64], 1);
-        assert_eq!(scaled.depth, 1024);
+        assert_eq!(scaled.max_depth(), 1024);
         assert_eq!(scaled.blocks[1..3], [256 + 8192, 256 + 8192 + 2048], "each class's array fits its own depth");
         assert_eq!((scaled.batch_of(0), scaled.batch_of(2)), (512, 32), "refills and flushes move the same batch");
     }

@@ -533,12 +533,6 @@ unsafe impl Send for RegionOwner {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for RegionOwner {}
 
-/// Relaxed reads of the region-wide counters, for statistics.
-pub(crate) fn load(counter: &AtomicU64) -> u64 {
-    // Relaxed: a statistic.
-    counter.load(Ordering::Relaxed)
-}
-
 #[cfg(all(test, not(lockfree_slab_loom)))]
 mod tests {
     use super::*;

@@ -14,7 +14,8 @@
 
 use core::fmt;
 
-use crate::region::{load, Region};
+use crate::region::Region;
+use crate::sync::{AtomicU64, Ordering};
 
 /// One size class.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -131,6 +132,12 @@ impl Stats {
     pub fn bytes_in_use(&self) -> u64 {
         self.classes.iter().map(|c| c.in_use * c.block_size as u64).sum()
     }
+}
+
+/// Relaxed reads of the counters, for statistics.
+pub(crate) fn load(counter: &AtomicU64) -> u64 {
+    // Relaxed: a statistic.
+    counter.load(Ordering::Relaxed)
 }
 
 /// Sums a region's counters, its growth's included.

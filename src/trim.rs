@@ -534,7 +534,7 @@ mod tests {
         /// back those for which `free(i)`; returns the rest.
         fn carve_fill_free(&self, free: impl Fn(u32) -> bool) -> Vec<u32> {
             let mut kept = Vec::new();
-            while let Some(p) = self.pool.take_fresh() {
+            while let Some(p) = self.pool.take_one() {
                 let i = self.pool.index_of(p);
                 // SAFETY: a block of the pool, ours until given back.
                 unsafe { p.as_ptr().write_bytes((i as u8).wrapping_add(1), self.pool.block_size()) };

@@ -261,15 +261,6 @@ impl ClassPool {
         Some(self.address_of(index))
     }
 
-    /// One never-used block, straight from the carver (its memory reads as
-    /// zero); `None` when the class has carved everything. For the trim
-    /// unit tests, which lay out a class by hand.
-    #[cfg(all(test, not(lockfree_slab_loom)))]
-    pub(crate) fn take_fresh(&self) -> Option<NonNull<u8>> {
-        let carved = self.carver.carve(1);
-        (!carved.is_empty()).then(|| self.address_of(carved.start))
-    }
-
     /// Returns one block to the stack. The uncached path.
     ///
     /// # Safety
