@@ -9,6 +9,7 @@ use loom::thread;
 
 use super::{assert_all_blocks, check, PoolFixture};
 use crate::cache::{CacheArea, CacheGeometry, Magazine, SlotPtr};
+use crate::size_class::ScaledClass;
 
 /// One class, one cache slot (claimed), over a pool of `capacity` blocks.
 struct CacheFixture {
@@ -45,7 +46,7 @@ impl CacheFixture {
     fn magazine(&self) -> Magazine<'_> {
         // SAFETY: the slot was claimed in `new` and is never released; class
         // 0 is the only class. Which thread uses it is the model's contract.
-        unsafe { self.area.magazine(self.slot, 0) }
+        unsafe { self.area.magazine(self.slot, ScaledClass::of(0)) }
     }
 
     fn batch(&self) -> u32 {
@@ -88,8 +89,8 @@ fn refill_and_flush_race_remote_frees() {
                 let m = c.magazine();
                 let pool = &c.f.pool;
                 let block = m
-                    .pop(16)
-                    .or_else(|| m.refill_and_pop(pool, c.batch(), 16))
+                    .pop()
+                    .or_else(|| m.refill_and_pop(pool, c.batch()))
                     .expect("two blocks on the stack, two more coming: never dry");
                 assert!(m.push(block), "depth 4 holds a batch of 2");
                 m.flush_all(pool);

@@ -1,8 +1,9 @@
 //! Per-thread caches: one *slot* per cached thread, holding one *magazine*
 //! per class — a bounded array of free blocks that only its thread touches.
 //!
-//! A cache hit is an array pop or push plus one owner-only counter update
-//! (a plain load and store, no `lock` prefix). A miss refills half a magazine
+//! A cache hit is a pop or a push on the magazine's array (a free also adds
+//! one to an owner-only counter, a plain add with no `lock` prefix; nothing
+//! else is counted per call). A miss refills half a magazine
 //! — one batch from the class's depot, copied (`class/depot.rs`), or else
 //! blocks off its stack or fresh ones; an overflow flushes the older half
 //! back as one batch. So the shared lines of a class are touched once per
@@ -22,17 +23,25 @@ use core::ptr::NonNull;
 
 use crate::class::ClassPool;
 use crate::config::MAX_CACHED_THREADS;
-use crate::size_class::MAX_CLASSES;
-use crate::sync::{bump_owned, AtomicU32, AtomicU64, Ordering, UnsafeCell, ZeroableAtomic};
+#[cfg(not(lockfree_slab_loom))]
+use crate::size_class::CLASS_STRIDE;
+use crate::size_class::{ScaledClass, MAX_CLASSES};
+use crate::sync::{bump_owned, AtomicPtr, AtomicU32, AtomicU64, Ordering, UnsafeCell, ZeroableAtomic};
 
 /// The hot half of one magazine: what a cache hit reads and writes, 32
 /// bytes, so the headers of a slot's classes sit two to a cache line, packed
 /// together at the start of the slot. Only the owner writes it; other threads
-/// read `len` and the counters (for statistics) with relaxed loads.
+/// read `top` and `frees` (for statistics) with relaxed loads.
 ///
-/// The hot path writes one counter per operation: `requested` on a cache-hit
-/// allocation, `frees` on a cache-hit free. Cache hits are derived (with the
-/// cold [`MagazineCounters`]):
+/// The magazine is a stack of pointers that `top` walks: a pop reads the
+/// entry below `top`, a push writes the entry at `top`. The entry below the
+/// first is a null sentinel, never written (`CacheGeometry::with_depths`
+/// leaves room for it), so a pop finds the magazine empty by the entry it
+/// reads, with no bound to compare: the cache hit is a load of `top`, a
+/// load of the entry, a test and a store of `top`.
+///
+/// The hot path writes one counter: `frees`, on a cache-hit free. The rest
+/// are derived (with the cold [`MagazineCounters`]):
 ///
 /// ```text
 /// hits = frees + refilled_blocks - flushed_blocks - refills - len
@@ -42,20 +51,25 @@ use crate::sync::{bump_owned, AtomicU32, AtomicU64, Ordering, UnsafeCell, Zeroab
 /// itself).
 #[repr(C, align(32))]
 pub(crate) struct MagazineHeader {
-    len: AtomicU32,
-    /// The magazine's capacity; with `blocks`, written when a thread claims
-    /// the slot ([`CacheArea::claim`]) and read only by that thread. Not
-    /// atomics, so that the hot path reads them directly.
-    depth: UnsafeCell<u32>,
-    /// The magazine's block array (elsewhere in the slot); entries `0..len`
-    /// are free blocks of the class, oldest first.
-    blocks: UnsafeCell<*mut NonNull<u8>>,
+    /// One past the newest free block: `base + len`. Null until a thread
+    /// first claims the slot.
+    top: AtomicPtr<Entry>,
+    /// `base + depth`: a push finds the magazine full when `top` reaches it.
+    /// With `base`, written when a thread claims the slot
+    /// ([`CacheArea::claim`]) and read only by that thread. Not atomics, so
+    /// that the hot path reads them directly.
+    limit: UnsafeCell<*mut Entry>,
+    /// The magazine's block array (elsewhere in the slot, after its
+    /// sentinel); entries `base..top` are free blocks of the class, oldest
+    /// first.
+    base: UnsafeCell<*mut Entry>,
     /// Frees taken into the magazine.
     frees: AtomicU64,
-    /// Bytes requested by allocations served from the magazine (cache hits
-    /// and the allocation that triggered each refill).
-    requested: AtomicU64,
 }
+
+/// One entry of a magazine's block array: a free block, or the null
+/// sentinel below the first entry.
+pub(crate) type Entry = Option<NonNull<u8>>;
 
 /// The cold half of one magazine: counters written once per refill or
 /// flush, kept apart from the headers so that the hot lines hold only what
@@ -79,7 +93,6 @@ pub(crate) struct MagazineCounters {
 pub(crate) struct MagazineStats {
     pub(crate) len: u64,
     pub(crate) frees: u64,
-    pub(crate) requested: u64,
     pub(crate) misses: u64,
     pub(crate) refills: u64,
     pub(crate) flushes: u64,
@@ -99,11 +112,10 @@ impl MagazineStats {
 impl ZeroableAtomic for MagazineHeader {
     fn zero() -> Self {
         MagazineHeader {
-            len: AtomicU32::zero(),
-            depth: UnsafeCell::new(0),
-            blocks: UnsafeCell::new(core::ptr::null_mut()),
+            top: AtomicPtr::new(core::ptr::null_mut()),
+            limit: UnsafeCell::new(core::ptr::null_mut()),
+            base: UnsafeCell::new(core::ptr::null_mut()),
             frees: AtomicU64::zero(),
-            requested: AtomicU64::zero(),
         }
     }
 }
@@ -123,7 +135,7 @@ impl ZeroableAtomic for MagazineCounters {
 /// Where the slots are and how they are cut. A slot is
 ///
 /// ```text
-/// [ headers: 32 B × classes ][ counters: 40 B × classes ][ blocks of class 0 ][ blocks of class 1 ] …
+/// [ headers: 32 B × classes ][ counters: 40 B × classes ][ 0, blocks of class 0 ][ 0, blocks of class 1 ] …
 /// ```
 ///
 /// so the hot headers of a thread's classes share a few cache lines, a
@@ -135,7 +147,8 @@ pub(crate) struct CacheGeometry {
     depths: [u16; MAX_CLASSES],
     /// Byte offset of the counters in a slot.
     counters: usize,
-    /// Byte offset of each class's block array in a slot.
+    /// Byte offset of each class's block array in a slot (its first entry;
+    /// the null sentinel is the word before).
     blocks: [u32; MAX_CLASSES],
     /// Bytes per slot, padded so that two threads' slots never share a
     /// (pair of) cache line(s).
@@ -144,10 +157,10 @@ pub(crate) struct CacheGeometry {
     pub(crate) slots: u32,
 }
 
-// Two headers to a cache line, and a header's offset a shift of its class.
-// (Loom's atomics are larger; the layout works for any size.)
+// Two headers to a cache line, and a header's offset its scaled class.
+// (Loom's atomics are larger; under loom headers are addressed by index.)
 #[cfg(not(lockfree_slab_loom))]
-const _: () = assert!(core::mem::size_of::<MagazineHeader>() == 32);
+const _: () = assert!(core::mem::size_of::<MagazineHeader>() == CLASS_STRIDE);
 
 impl CacheGeometry {
     /// No caches at all.
@@ -174,8 +187,9 @@ impl CacheGeometry {
         let mut blocks = [0u32; MAX_CLASSES];
         for ((entry, offset), &d) in table.iter_mut().zip(&mut blocks).zip(depths) {
             *entry = d as u16;
-            *offset = cursor as u32;
-            cursor = (cursor + d * core::mem::size_of::<usize>()).next_multiple_of(64);
+            // The sentinel (never written, so null), then `d` entries.
+            *offset = (cursor + ENTRY) as u32;
+            cursor = (cursor + (d + 1) * ENTRY).next_multiple_of(64);
         }
         CacheGeometry { depths: table, counters, blocks, slot_size: cursor.next_multiple_of(128), slots: slots as u32 }
     }
@@ -201,20 +215,31 @@ impl CacheGeometry {
     /// thread owns it (claimed it and has not released it), and `class` is a
     /// class of the region.
     #[inline(always)]
-    pub(crate) unsafe fn magazine(&self, slot: SlotPtr, class: usize) -> Magazine<'static> {
+    pub(crate) unsafe fn magazine(&self, slot: SlotPtr, class: ScaledClass) -> Magazine<'static> {
         let base = slot.0.as_ptr();
         // SAFETY: the slot and class are in range (caller), so the header
         // and counters are inside the area, initialised and aligned. The area
         // lives as long as the region, which the caller keeps alive while it
         // uses the magazine (the `'static` never escapes a method of the
         // allocator).
-        unsafe { Magazine { header: &*self.header_at(base, class), counters: &*self.counters_at(base, class) } }
+        unsafe { Magazine { header: &*self.header_at(base, class), counters: &*self.counters_at(base, class.index()) } }
     }
 
     /// The header of `class` in the slot at `slot_base`.
     #[inline(always)]
-    fn header_at(&self, slot_base: *mut u8, class: usize) -> *mut MagazineHeader {
-        slot_base.cast::<MagazineHeader>().wrapping_add(class)
+    fn header_at(&self, slot_base: *mut u8, class: ScaledClass) -> *mut MagazineHeader {
+        #[cfg(not(lockfree_slab_loom))]
+        let header = slot_base.wrapping_add(class.offset()).cast::<MagazineHeader>();
+        #[cfg(lockfree_slab_loom)]
+        let header = slot_base.cast::<MagazineHeader>().wrapping_add(class.index());
+        header
+    }
+
+    /// The first entry of the block array of `class` in the slot at
+    /// `slot_base`.
+    #[inline(always)]
+    fn blocks_at(&self, slot_base: *mut u8, class: usize) -> *mut Entry {
+        slot_base.wrapping_add(self.blocks[class] as usize).cast()
     }
 
     /// The cold counters of `class` in the slot at `slot_base`.
@@ -223,6 +248,9 @@ impl CacheGeometry {
         slot_base.wrapping_add(self.counters).cast::<MagazineCounters>().wrapping_add(class)
     }
 }
+
+/// Bytes of one magazine entry.
+const ENTRY: usize = core::mem::size_of::<Entry>();
 
 const WORDS: usize = MAX_CACHED_THREADS / 64;
 
@@ -310,7 +338,7 @@ impl CacheArea {
             // zero-filled area, aligned (slots at multiples of 128, the
             // counters at a multiple of 64).
             unsafe {
-                crate::sync::init_zeroed_atomics(geometry.header_at(slot_base, 0), classes);
+                crate::sync::init_zeroed_atomics(geometry.header_at(slot_base, ScaledClass::of(0)), classes);
                 crate::sync::init_zeroed_atomics(geometry.counters_at(slot_base, 0), classes);
             }
         }
@@ -325,15 +353,25 @@ impl CacheArea {
         for class in 0..self.classes {
             // SAFETY: a header of the slot we just claimed (initialised in
             // `new`).
-            let header = unsafe { &*self.geometry.header_at(base, class) };
-            // SAFETY: only the slot's owner reads or writes `depth` and
-            // `blocks`, and we own the slot now (the claim's Acquire orders
-            // us after the previous owner's release). The array is inside
-            // the slot (`CacheGeometry::with_depths`).
+            let header = unsafe { &*self.geometry.header_at(base, ScaledClass::of(class)) };
+            let blocks = self.geometry.blocks_at(base, class);
+            let limit = blocks.wrapping_add(usize::from(self.geometry.depths[class]));
+            // SAFETY: only the slot's owner reads or writes `limit` and
+            // `base`, and we own the slot now (the claim's Acquire orders us
+            // after the previous owner's release). The array is inside the
+            // slot (`CacheGeometry::with_depths`).
             unsafe {
-                *header.depth.get() = u32::from(self.geometry.depths[class]);
-                *header.blocks.get() = base.wrapping_add(self.geometry.blocks[class] as usize).cast();
+                *header.limit.get() = limit;
+                *header.base.get() = blocks;
             }
+            // Relaxed: owner-only. A released slot's magazines are empty
+            // (flushed at thread exit), so `top` is null (never claimed) or
+            // already `blocks`.
+            debug_assert!({
+                let top = header.top.load(Ordering::Relaxed);
+                top.is_null() || top == blocks
+            });
+            header.top.store(blocks, Ordering::Relaxed);
         }
         Some(slot)
     }
@@ -361,7 +399,7 @@ impl CacheArea {
     ///
     /// As for [`CacheGeometry::magazine`].
     #[inline(always)]
-    pub(crate) unsafe fn magazine(&self, slot: SlotPtr, class: usize) -> Magazine<'_> {
+    pub(crate) unsafe fn magazine(&self, slot: SlotPtr, class: ScaledClass) -> Magazine<'_> {
         // SAFETY: forwarded from the caller; the area outlives `&self`.
         unsafe { self.geometry.magazine(slot, class) }
     }
@@ -372,13 +410,20 @@ impl CacheArea {
         let base = self.slot(slot).0.as_ptr();
         // SAFETY: in range (slot < slots by `self.slot`, class < classes by
         // the caller), initialised, and only atomics are read through them.
-        let (h, c) = unsafe { (&*self.geometry.header_at(base, class), &*self.geometry.counters_at(base, class)) };
+        let (h, c) = unsafe {
+            (&*self.geometry.header_at(base, ScaledClass::of(class)), &*self.geometry.counters_at(base, class))
+        };
         // Relaxed: statistics (see `MagazineStats::hits`).
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let top = h.top.load(Ordering::Relaxed);
+        let len = if top.is_null() {
+            0 // never claimed
+        } else {
+            (top as usize - self.geometry.blocks_at(base, class) as usize) / ENTRY
+        };
         MagazineStats {
-            len: u64::from(h.len.load(Ordering::Relaxed)),
+            len: len as u64,
             frees: load(&h.frees),
-            requested: load(&h.requested),
             misses: load(&c.misses),
             refills: load(&c.refills),
             flushes: load(&c.flushes),
@@ -399,87 +444,105 @@ pub(crate) struct Magazine<'a> {
 }
 
 impl Magazine<'_> {
-    /// The magazine's capacity.
+    /// `base + depth`: one past the last entry.
     #[inline(always)]
-    fn depth(&self) -> u32 {
+    fn limit(&self) -> *mut Entry {
         // SAFETY: written by this thread when it claimed the slot (the
         // magazine is only reached through its owner's claimed slot).
-        unsafe { *self.header.depth.get() }
+        unsafe { *self.header.limit.get() }
     }
 
-    /// The magazine's block array, `depth` entries.
+    /// The first entry of the block array.
     #[inline(always)]
-    fn blocks(&self) -> *mut NonNull<u8> {
-        // SAFETY: as for `depth`.
-        unsafe { *self.header.blocks.get() }
+    fn base(&self) -> *mut Entry {
+        // SAFETY: as for `limit`.
+        unsafe { *self.header.base.get() }
+    }
+
+    /// One past the newest free block.
+    #[inline(always)]
+    fn top(&self) -> *mut Entry {
+        // Relaxed: owner-only state; other threads only read it for stats.
+        self.header.top.load(Ordering::Relaxed)
+    }
+
+    #[inline(always)]
+    fn set_top(&self, top: *mut Entry) {
+        // Relaxed: as in `top`.
+        self.header.top.store(top, Ordering::Relaxed);
+    }
+
+    /// Free blocks held.
+    fn len(&self) -> u32 {
+        // SAFETY: `base..top` is inside the one block array.
+        unsafe { self.top().offset_from(self.base()) as u32 }
     }
 
     /// The cache hit: the newest free block, or `None` if empty.
     #[inline(always)]
-    pub(crate) fn pop(&self, requested: usize) -> Option<NonNull<u8>> {
-        // Relaxed: owner-only state; other threads only read it for stats.
-        let len = self.header.len.load(Ordering::Relaxed);
-        if len == 0 {
-            return None;
-        }
-        // SAFETY: `len - 1 < depth`, and entries below `len` hold blocks.
-        let block = unsafe { *self.blocks().add(len as usize - 1) };
-        self.header.len.store(len - 1, Ordering::Relaxed);
-        bump_owned(&self.header.requested, requested as u64);
+    pub(crate) fn pop(&self) -> Option<NonNull<u8>> {
+        let top = self.top();
+        // SAFETY: `base <= top <= limit`, and the entry below `base` is the
+        // null sentinel (`CacheGeometry::with_depths`), so the entry below
+        // `top` is inside the array: a free block, or the sentinel when the
+        // magazine is empty.
+        let block = unsafe { *top.sub(1) }?;
+        // SAFETY: not the sentinel, so `top - 1 >= base`.
+        self.set_top(unsafe { top.sub(1) });
         Some(block)
     }
 
     /// The cache hit of a free: `false` (and nothing done) when full.
     #[inline(always)]
     pub(crate) fn push(&self, block: NonNull<u8>) -> bool {
-        // Relaxed: as in `pop`.
-        let len = self.header.len.load(Ordering::Relaxed);
-        if len == self.depth() {
+        let top = self.top();
+        if top == self.limit() {
             return false;
         }
-        // SAFETY: `len < depth`, so the entry is inside the magazine.
-        unsafe { self.blocks().add(len as usize).write(block) };
-        self.header.len.store(len + 1, Ordering::Relaxed);
+        // SAFETY: `top < limit`, so the entry is inside the array.
+        unsafe { top.write(Some(block)) };
+        // SAFETY: `top + 1 <= limit`.
+        self.set_top(unsafe { top.add(1) });
         bump_owned(&self.header.frees, 1);
         true
     }
 
     /// After [`pop`](Self::pop) found the magazine empty: refills up to
-    /// `batch` blocks with one pop from the stack, or else from the carver,
-    /// and returns the first; `None` when the class is dry.
+    /// `batch` blocks with one take from the pool and returns the first;
+    /// `None` when the class is dry.
     #[cold]
-    pub(crate) fn refill_and_pop(&self, pool: &ClassPool, batch: u32, requested: usize) -> Option<NonNull<u8>> {
+    pub(crate) fn refill_and_pop(&self, pool: &ClassPool, batch: u32) -> Option<NonNull<u8>> {
         bump_owned(&self.counters.misses, 1);
-        self.refill(pool, batch, requested)
+        self.refill(pool, batch)
     }
 
     /// The refill of [`refill_and_pop`](Self::refill_and_pop), without
     /// counting a miss: what a dry path retries while a trim holds the
     /// class's blocks (`ClassPool::retry_while_trimmed`).
     #[cold]
-    pub(crate) fn refill(&self, pool: &ClassPool, batch: u32, requested: usize) -> Option<NonNull<u8>> {
-        debug_assert_eq!(self.header.len.load(Ordering::Relaxed), 0);
-        debug_assert!(batch <= self.depth());
-        let blocks = self.blocks();
+    pub(crate) fn refill(&self, pool: &ClassPool, batch: u32) -> Option<NonNull<u8>> {
+        debug_assert_eq!(self.len(), 0);
+        // SAFETY: `base + batch <= limit`.
+        debug_assert!(unsafe { self.base().add(batch as usize) } <= self.limit());
+        let base = self.base();
         let got = pool.take_batch(batch, |position, block| {
             // SAFETY: position < batch <= depth: inside the magazine.
-            unsafe { blocks.add(position as usize).write(block) };
+            unsafe { base.add(position as usize).write(Some(block)) };
         });
         if got == 0 {
             return None;
         }
         bump_owned(&self.counters.refills, 1);
         bump_owned(&self.counters.refilled_blocks, u64::from(got));
-        // SAFETY: `got >= 1` entries were just written.
-        let block = unsafe { *blocks.add(got as usize - 1) };
-        // Relaxed: owner-only.
-        self.header.len.store(got - 1, Ordering::Relaxed);
-        bump_owned(&self.header.requested, requested as u64);
-        Some(block)
+        // SAFETY: `got >= 1` entries were just written, and `got <= depth`.
+        let newest = unsafe { base.add(got as usize - 1) };
+        self.set_top(newest);
+        // SAFETY: written above (so `Some`).
+        unsafe { *newest }
     }
 
     /// After [`push`](Self::push) found the magazine full: gives the older
-    /// `batch` blocks to the stack as one chain, then takes `block`.
+    /// `batch` blocks to the pool as one batch, then takes `block`.
     ///
     /// # Safety
     ///
@@ -492,10 +555,9 @@ impl Magazine<'_> {
         debug_assert!(pushed);
     }
 
-    /// Gives every cached block to the stack (thread exit, eviction).
+    /// Gives every cached block to the pool (thread exit, eviction).
     pub(crate) fn flush_all(&self, pool: &ClassPool) {
-        // Relaxed: owner-only.
-        let len = self.header.len.load(Ordering::Relaxed);
+        let len = self.len();
         if len > 0 {
             // SAFETY: the magazine holds only blocks of `pool`.
             unsafe { self.flush(pool, len) };
@@ -509,19 +571,22 @@ impl Magazine<'_> {
     ///
     /// Every block in the magazine belongs to `pool`.
     unsafe fn flush(&self, pool: &ClassPool, count: u32) {
-        // Relaxed: owner-only.
-        let len = self.header.len.load(Ordering::Relaxed);
+        let len = self.len();
         let count = count.min(len);
         if count == 0 {
             return;
         }
-        // SAFETY: entries below `len` hold blocks of `pool` that this thread
-        // owns and gives up here; the rest are moved down inside the array.
+        let base = self.base();
+        // SAFETY: entries `base..top` hold blocks of `pool` (so none is the
+        // sentinel: `Entry` is `Option<NonNull>`, laid out as a pointer) that
+        // this thread owns and gives up here; the rest are moved down inside
+        // the array.
         unsafe {
-            pool.give_batch(core::slice::from_raw_parts(self.blocks(), count as usize));
-            core::ptr::copy(self.blocks().add(count as usize), self.blocks(), (len - count) as usize);
+            let oldest = core::slice::from_raw_parts(base.cast::<NonNull<u8>>(), count as usize);
+            pool.give_batch(oldest);
+            core::ptr::copy(base.add(count as usize), base, (len - count) as usize);
+            self.set_top(base.add((len - count) as usize));
         }
-        self.header.len.store(len - count, Ordering::Relaxed);
         bump_owned(&self.counters.flushes, 1);
         bump_owned(&self.counters.flushed_blocks, u64::from(count));
     }
@@ -542,18 +607,56 @@ mod tests {
         let g = CacheGeometry::new(44, 64, 8);
         assert_eq!(g.batch_of(43), 32);
         assert_eq!(g.counters, 44 * 32, "the hot headers come first, 32 bytes each");
-        assert_eq!(g.blocks[0], (44 * 32 + 44 * 40usize).next_multiple_of(64) as u32, "then the counters");
-        assert_eq!(g.blocks[43], g.blocks[0] + 43 * 512, "then 64 pointers per class");
+        let first = (44 * 32 + 44 * 40usize).next_multiple_of(64) as u32;
+        assert_eq!(g.blocks[0], first + 8, "then the counters, then a sentinel word");
+        assert_eq!(g.blocks[43], g.blocks[0] + 43 * 576, "then a sentinel and 64 pointers per class, to a cache line");
         assert_eq!(g.slot_size % 128, 0);
         assert!(g.slot_size >= g.blocks[43] as usize + 512);
         let odd = CacheGeometry::new(3, 6, 1);
         assert_eq!((odd.max_depth(), odd.batch_of(0)), (6, 3));
-        assert_eq!(odd.blocks[1] - odd.blocks[0], 64, "6 pointers round up to a cache line");
+        assert_eq!(odd.blocks[1] - odd.blocks[0], 64, "a sentinel and 6 pointers round up to a cache line");
         assert_eq!(CacheGeometry::new(3, 0, 8).area_len(), 0, "depth 0 disables caches");
         let scaled = CacheGeometry::with_depths(&[1024, 256, 64], 1);
         assert_eq!(scaled.max_depth(), 1024);
-        assert_eq!(scaled.blocks[1..3], [256 + 8192, 256 + 8192 + 2048], "each class's array fits its own depth");
+        assert_eq!(scaled.blocks[0], 256 + 8);
+        assert_eq!(
+            scaled.blocks[1..3],
+            [256 + 8256 + 8, 256 + 8256 + 2112 + 8],
+            "each class's array fits its own depth and its sentinel"
+        );
         assert_eq!((scaled.batch_of(0), scaled.batch_of(2)), (512, 32), "refills and flushes move the same batch");
+    }
+
+    #[test]
+    fn a_magazine_is_empty_at_its_sentinel_and_full_at_its_limit() {
+        let geometry = CacheGeometry::with_depths(&[3, 5], 2);
+        let layout = std::alloc::Layout::from_size_align(geometry.area_len(), 128).unwrap();
+        // SAFETY: a non-zero size (two slots of two magazines).
+        let memory = unsafe { std::alloc::alloc_zeroed(layout) };
+        assert!(!memory.is_null());
+        // SAFETY: zero-filled, 128-aligned, `area_len` bytes, ours alone.
+        let area = unsafe { CacheArea::new(geometry, memory, 2) };
+        let slot = area.claim().expect("a free slot");
+        let index = area.index_of(slot);
+        let words = [0u64; 6];
+        let block = |i: usize| NonNull::from(&words[i]).cast::<u8>();
+        // SAFETY: our own claimed slot, class 1 of 2.
+        let magazine = unsafe { area.magazine(slot, ScaledClass::of(1)) };
+        assert_eq!(magazine.pop(), None, "a fresh magazine pops its sentinel");
+        for i in 0..5 {
+            assert!(magazine.push(block(i)), "entry {i} of 5");
+        }
+        assert!(!magazine.push(block(5)), "full at depth 5");
+        assert_eq!(area.stats_of(index, 1).len, 5);
+        assert_eq!(area.stats_of(index, 1).frees, 5, "the refused push is not counted");
+        assert_eq!(area.stats_of(index, 0).len, 0, "the other class is untouched");
+        for i in (0..5).rev() {
+            assert_eq!(magazine.pop(), Some(block(i)), "newest first");
+        }
+        assert_eq!(magazine.pop(), None, "empty again: the sentinel");
+        assert_eq!(area.stats_of(index, 1).len, 0);
+        // SAFETY: allocated above with this layout; nothing uses it now.
+        unsafe { std::alloc::dealloc(memory, layout) };
     }
 
     #[test]

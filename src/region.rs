@@ -39,7 +39,7 @@ use crate::class::states::BlockStates;
 use crate::class::ClassPool;
 use crate::config::{ConfigError, Fallback, ValidConfig, MAX_GROWTH};
 use crate::os::{self, PAGE};
-use crate::size_class::{build_tables, ClassLookup};
+use crate::size_class::{build_tables, ClassLookup, ScaledClass, CLASS_STRIDE};
 use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, CachePadded, Ordering};
 
 /// Set in a checked allocator's hot-path id and in no thread's registry
@@ -79,7 +79,7 @@ impl Layout {
         let n = config.classes.len();
         let pools = core::mem::size_of::<Region>().next_multiple_of(128);
         let by_granule = pools + n * core::mem::size_of::<ClassPool>();
-        let by_align = by_granule + by_granule_len;
+        let by_align = by_granule + by_granule_len * core::mem::size_of::<u16>();
         let mut cursor = by_align + by_align_len;
         let links = config
             .blocks
@@ -146,9 +146,12 @@ pub(crate) struct HotPath {
     /// The control block these constants were copied from.
     pub(crate) region: *const Region,
     spans_base: usize,
-    span_shift: u32,
-    classes: usize,
-    by_granule: *const u8,
+    /// `log2(span) - log2(CLASS_STRIDE)`: shifting an offset into the spans
+    /// right by this (and clearing the low bits) gives its class, scaled.
+    scaled_shift: u32,
+    /// Classes × `CLASS_STRIDE`: the first scaled class that is not one.
+    scaled_limit: usize,
+    by_granule: *const u16,
     by_granule_len: usize,
     by_align: *const u8,
     by_align_len: usize,
@@ -161,8 +164,8 @@ impl HotPath {
         id: 0,
         region: core::ptr::null(),
         spans_base: 0,
-        span_shift: 0,
-        classes: 0,
+        scaled_shift: 0,
+        scaled_limit: 0,
         by_granule: core::ptr::null(),
         by_granule_len: 0,
         by_align: core::ptr::null(),
@@ -170,9 +173,16 @@ impl HotPath {
         cache: CacheGeometry::DISABLED,
     };
 
-    /// The class for a request, in one table load (see `size_class.rs`).
+    /// The class for a request.
     #[inline(always)]
     pub(crate) fn class_for(&self, size: usize, align: usize) -> Option<usize> {
+        self.scaled_class_for(size, align).map(ScaledClass::index)
+    }
+
+    /// The class for a request, scaled, in one table load (see
+    /// `size_class.rs`).
+    #[inline(always)]
+    pub(crate) fn scaled_class_for(&self, size: usize, align: usize) -> Option<ScaledClass> {
         // SAFETY: both tables were copied into the region in `create` with
         // these lengths and are never written again; the region outlives
         // every holder of its `HotPath`.
@@ -189,8 +199,16 @@ impl HotPath {
     /// region's spans (it came from the fallback).
     #[inline(always)]
     pub(crate) fn class_of(&self, ptr: *const u8) -> Option<usize> {
-        let class = (ptr as usize).wrapping_sub(self.spans_base) >> self.span_shift;
-        (class < self.classes).then_some(class)
+        self.scaled_class_of(ptr).map(ScaledClass::index)
+    }
+
+    /// [`class_of`](Self::class_of), scaled: a subtract, a shift, a mask
+    /// and a compare.
+    #[inline(always)]
+    pub(crate) fn scaled_class_of(&self, ptr: *const u8) -> Option<ScaledClass> {
+        let offset = (ptr as usize).wrapping_sub(self.spans_base);
+        let scaled = (offset >> self.scaled_shift) & !(CLASS_STRIDE - 1);
+        (scaled < self.scaled_limit).then(|| ScaledClass::from_offset(scaled))
     }
 }
 
@@ -236,7 +254,7 @@ impl Region {
         // type needs (pools at 128, links at 64, slots at a page), and the
         // spans after the metadata. Nothing else can see the region yet.
         unsafe {
-            core::ptr::copy_nonoverlapping(by_granule.as_ptr(), at(layout.by_granule), by_granule.len());
+            core::ptr::copy_nonoverlapping(by_granule.as_ptr(), at(layout.by_granule).cast(), by_granule.len());
             core::ptr::copy_nonoverlapping(by_align.as_ptr(), at(layout.by_align), by_align.len());
             let pools = at(layout.pools).cast::<ClassPool>();
             for (class, (&size, &blocks)) in config.classes.iter().zip(&config.blocks).enumerate() {
@@ -267,9 +285,9 @@ impl Region {
                     id: if config.checks { id | CHECKED_ID } else { id },
                     region: region.as_ptr(),
                     spans_base,
-                    span_shift: layout.span_shift,
-                    classes: n,
-                    by_granule: at(layout.by_granule),
+                    scaled_shift: layout.span_shift - CLASS_STRIDE.trailing_zeros(),
+                    scaled_limit: n * CLASS_STRIDE,
+                    by_granule: at(layout.by_granule).cast(),
                     by_granule_len: by_granule.len(),
                     by_align: at(layout.by_align),
                     by_align_len: by_align.len(),

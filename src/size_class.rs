@@ -2,6 +2,10 @@
 //! indexed by the size in 8-byte granules, plus (only for alignments above 8)
 //! one load from a small per-class alignment table. No search, no loop.
 //!
+//! The granule table holds classes already *scaled* ([`ScaledClass`]): the
+//! index times [`CLASS_STRIDE`], the size of the per-class records the hot
+//! path addresses (magazine headers), so the cache hit needs no multiply.
+//!
 //! Pure code: no memory of its own, no atomics, no unsafe. The tables are
 //! computed here ([`build_tables`]) and copied by the region into its metadata
 //! area; [`ClassLookup`] reads them wherever they live.
@@ -26,6 +30,42 @@ pub const MAX_ALIGN: usize = 4096;
 pub(crate) const ALIGN_COLUMNS: usize = MAX_ALIGN.trailing_zeros() as usize + 1;
 /// "No class can serve this" in the alignment table.
 pub(crate) const NO_CLASS: u8 = u8::MAX;
+/// Bytes of each per-class record the hot path indexes by class (a
+/// magazine header: `cache.rs` asserts they agree).
+pub(crate) const CLASS_STRIDE: usize = 32;
+
+/// A class index times [`CLASS_STRIDE`]: the byte offset of the class's
+/// record in an array of per-class records. What the hot path computes, so
+/// that finding a magazine header is an add.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ScaledClass(usize);
+
+impl ScaledClass {
+    /// Class `index`, scaled.
+    #[inline(always)]
+    pub(crate) fn of(index: usize) -> Self {
+        ScaledClass(index * CLASS_STRIDE)
+    }
+
+    /// An offset already scaled (a multiple of [`CLASS_STRIDE`]).
+    #[inline(always)]
+    pub(crate) fn from_offset(offset: usize) -> Self {
+        debug_assert_eq!(offset % CLASS_STRIDE, 0);
+        ScaledClass(offset)
+    }
+
+    /// The class index.
+    #[inline(always)]
+    pub(crate) fn index(self) -> usize {
+        self.0 / CLASS_STRIDE
+    }
+
+    /// The byte offset of the class's record.
+    #[inline(always)]
+    pub(crate) fn offset(self) -> usize {
+        self.0
+    }
+}
 
 /// The natural alignment of blocks of `size` bytes (see the module docs).
 pub const fn natural_alignment(size: usize) -> usize {
@@ -41,11 +81,11 @@ pub const fn natural_alignment(size: usize) -> usize {
 /// [`GRANULE`], at most [`MAX_CLASSES`]):
 ///
 /// - by granule: entry `g` is the smallest class of at least `g * 8` bytes,
-///   for `g` in `0..=largest / 8`;
+///   for `g` in `0..=largest / 8`, scaled ([`ScaledClass`]);
 /// - by alignment: entry `c * ALIGN_COLUMNS + log2(align)` is the smallest
 ///   class index `>= c` whose natural alignment is at least `align`, or
 ///   [`NO_CLASS`].
-pub(crate) fn build_tables(classes: &[usize]) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn build_tables(classes: &[usize]) -> (Vec<u16>, Vec<u8>) {
     debug_assert!(!classes.is_empty() && classes.len() <= MAX_CLASSES);
     let largest = *classes.last().expect("validated: at least one class");
     let mut by_granule = Vec::with_capacity(largest / GRANULE + 1);
@@ -54,7 +94,7 @@ pub(crate) fn build_tables(classes: &[usize]) -> (Vec<u8>, Vec<u8>) {
         while classes[class] < granule * GRANULE {
             class += 1;
         }
-        by_granule.push(class as u8);
+        by_granule.push(ScaledClass::of(class).offset() as u16);
     }
     let mut by_align = vec![NO_CLASS; classes.len() * ALIGN_COLUMNS];
     for c in 0..classes.len() {
@@ -71,7 +111,7 @@ pub(crate) fn build_tables(classes: &[usize]) -> (Vec<u8>, Vec<u8>) {
 /// A view of the two tables built by [`build_tables`].
 #[derive(Clone, Copy)]
 pub(crate) struct ClassLookup<'a> {
-    pub(crate) by_granule: &'a [u8],
+    pub(crate) by_granule: &'a [u16],
     pub(crate) by_align: &'a [u8],
 }
 
@@ -79,8 +119,8 @@ impl ClassLookup<'_> {
     /// The class that serves `size` bytes at `align` (a power of two), or
     /// `None` when no class can (too large, or no class aligned enough).
     #[inline(always)]
-    pub(crate) fn class_for(&self, size: usize, align: usize) -> Option<usize> {
-        let class = *self.by_granule.get(size.div_ceil(GRANULE))? as usize;
+    pub(crate) fn class_for(&self, size: usize, align: usize) -> Option<ScaledClass> {
+        let class = ScaledClass::from_offset(usize::from(*self.by_granule.get(size.div_ceil(GRANULE))?));
         if align <= GRANULE {
             return Some(class);
         }
@@ -88,14 +128,14 @@ impl ClassLookup<'_> {
     }
 
     #[inline]
-    fn class_for_aligned(&self, class: usize, align: usize) -> Option<usize> {
+    fn class_for_aligned(&self, class: ScaledClass, align: usize) -> Option<ScaledClass> {
         if align > MAX_ALIGN {
             return None;
         }
         let column = align.trailing_zeros() as usize;
-        match self.by_align[class * ALIGN_COLUMNS + column] {
+        match self.by_align[class.index() * ALIGN_COLUMNS + column] {
             NO_CLASS => None,
-            found => Some(found as usize),
+            found => Some(ScaledClass::of(usize::from(found))),
         }
     }
 }
@@ -122,7 +162,7 @@ mod tests {
             let align = 1usize << column; // includes 8192, one past the limit
             for size in 0..=largest + GRANULE {
                 assert_eq!(
-                    lookup.class_for(size, align),
+                    lookup.class_for(size, align).map(ScaledClass::index),
                     reference(classes, size, align),
                     "classes {classes:?}, size {size}, align {align}"
                 );

@@ -49,7 +49,9 @@ pub struct ClassStats {
     pub allocations: u64,
     /// Frees into this class, in total.
     pub frees: u64,
-    /// Bytes asked for by those allocations.
+    /// Bytes asked for by those allocations, counted only by an allocator
+    /// with [checks](crate::Builder::checks) on (0 otherwise): counting them
+    /// would cost every cache hit a store.
     pub requested_bytes: u64,
     /// Bytes handed out for them (`allocations * block_size`).
     pub handed_out_bytes: u64,
@@ -62,12 +64,14 @@ impl ClassStats {
         self.carved == self.in_use + self.free_in_stack + self.in_caches
     }
 
-    /// Share of handed-out bytes lost to rounding up to the block size.
-    pub fn internal_fragmentation(&self) -> f64 {
-        if self.handed_out_bytes == 0 {
-            0.0
+    /// Share of handed-out bytes lost to rounding up to the block size;
+    /// `None` when nothing was measured (no allocation, or checks off: see
+    /// [`requested_bytes`](Self::requested_bytes)).
+    pub fn internal_fragmentation(&self) -> Option<f64> {
+        if self.handed_out_bytes == 0 || self.requested_bytes == 0 {
+            None
         } else {
-            1.0 - self.requested_bytes as f64 / self.handed_out_bytes as f64
+            Some(1.0 - self.requested_bytes as f64 / self.handed_out_bytes as f64)
         }
     }
 
@@ -172,7 +176,7 @@ fn collect_one(region: &Region) -> Stats {
                 free_in_stack: pool.free_blocks(),
                 fallbacks: load(&pool.counters().fallbacks),
                 uncached_allocations: load(&pool.counters().uncached_allocs),
-                requested_bytes: load(&pool.counters().uncached_requested),
+                requested_bytes: load(&pool.counters().requested),
                 ..ClassStats::default()
             };
             let mut frees = load(&pool.counters().uncached_frees);
@@ -185,7 +189,6 @@ fn collect_one(region: &Region) -> Stats {
                 s.cache_misses += m.misses;
                 s.refills += m.refills;
                 s.flushes += m.flushes;
-                s.requested_bytes += m.requested;
                 allocations += hits + m.refills;
                 frees += m.frees;
             }
@@ -251,7 +254,7 @@ impl fmt::Display for Stats {
         let row = |f: &mut fmt::Formatter<'_>, label: String, c: &ClassStats| {
             writeln!(
                 f,
-                "{:>8} {:>10} {:>10} {:>10} {:>9} {:>8} {:>12} {:>9} {:>8} {:>8} {:>9} {:>5.1}%",
+                "{:>8} {:>10} {:>10} {:>10} {:>9} {:>8} {:>12} {:>9} {:>8} {:>8} {:>9} {:>6}",
                 label,
                 c.capacity,
                 c.carved,
@@ -263,7 +266,7 @@ impl fmt::Display for Stats {
                 c.refills,
                 c.flushes,
                 c.fallbacks,
-                100.0 * c.internal_fragmentation()
+                c.internal_fragmentation().map_or("-".to_string(), |f| format!("{:.1}%", 100.0 * f))
             )
         };
         for c in self.classes.iter().filter(|c| c.carved > 0 || c.fallbacks > 0) {
@@ -277,7 +280,10 @@ impl fmt::Display for Stats {
             human(self.bytes_in_use()),
             human(self.capacity_bytes as u64),
             human(self.reserved_bytes as u64),
-            human(self.totals.requested_bytes),
+            match self.totals.requested_bytes {
+                0 => "(not counted without checks)".to_string(),
+                bytes => human(bytes),
+            },
             human(self.totals.handed_out_bytes),
             self.oversize_fallbacks,
             self.oversize_refused,
@@ -312,8 +318,10 @@ mod tests {
     #[test]
     fn fragmentation_is_the_share_lost_to_rounding() {
         let c = ClassStats { requested_bytes: 48, handed_out_bytes: 64, ..Default::default() };
-        assert!((c.internal_fragmentation() - 0.25).abs() < 1e-9);
-        assert_eq!(ClassStats::default().internal_fragmentation(), 0.0);
+        assert!((c.internal_fragmentation().expect("measured") - 0.25).abs() < 1e-9);
+        assert_eq!(ClassStats::default().internal_fragmentation(), None);
+        let unmeasured = ClassStats { handed_out_bytes: 64, ..Default::default() };
+        assert_eq!(unmeasured.internal_fragmentation(), None, "checks off: requested bytes not counted");
     }
 
     #[test]

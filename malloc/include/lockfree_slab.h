@@ -41,7 +41,7 @@ struct lockfree_slab_stats {
     uint64_t in_caches;       /* free blocks held in threads' caches */
     uint64_t free_in_stacks;  /* free blocks on the shared stacks */
     uint64_t carved;          /* blocks carved from the region so far */
-    uint64_t requested_bytes; /* bytes the allocations asked for */
+    uint64_t requested_bytes; /* bytes the allocations asked for: 0, counted only with checks on */
     uint64_t cache_hits;      /* allocations served from a thread's cache */
     uint64_t cached_threads;  /* threads holding a cache slot now */
     uint64_t capacity_bytes;  /* the pool's capacity */

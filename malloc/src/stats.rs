@@ -40,7 +40,8 @@ pub struct LockfreeSlabStats {
     /// Blocks carved from the region so far (`in_use + in_caches +
     /// free_in_stacks` when nothing is in flight).
     pub carved: u64,
-    /// Bytes the allocations asked for.
+    /// Bytes the allocations asked for: counted only with checks on, so 0
+    /// here (the C ABI's allocator runs without them).
     pub requested_bytes: u64,
     /// Allocations served from a thread's cache without refilling it.
     pub cache_hits: u64,

@@ -48,8 +48,10 @@ pub(crate) struct SharedCounters {
     pub(crate) uncached_allocs: AtomicU64,
     /// Frees taken by the uncached path.
     pub(crate) uncached_frees: AtomicU64,
-    /// Bytes requested by uncached allocations.
-    pub(crate) uncached_requested: AtomicU64,
+    /// Bytes requested by the allocations of a checked allocator (cache
+    /// hits included): counted only there, so that a cache hit writes no
+    /// counter for it.
+    pub(crate) requested: AtomicU64,
     /// Trims of this class: how many ever started (high 32 bits, wrapping)
     /// and how many are in progress (low 32 bits). Only `trim.rs` writes it
     /// (one RMW at each end of a trim); only a class that looks dry reads
@@ -348,10 +350,15 @@ impl ClassPool {
     }
 
     /// Counts an allocation the uncached path (or growth) served.
-    pub(crate) fn count_uncached_alloc(&self, requested: usize) {
+    pub(crate) fn count_uncached_alloc(&self) {
         // Relaxed: statistics.
         self.counters.uncached_allocs.fetch_add(1, Ordering::Relaxed);
-        self.counters.uncached_requested.fetch_add(requested as u64, Ordering::Relaxed);
+    }
+
+    /// Counts the bytes an allocation of a checked allocator asked for.
+    pub(crate) fn count_requested(&self, requested: usize) {
+        // Relaxed: statistics.
+        self.counters.requested.fetch_add(requested as u64, Ordering::Relaxed);
     }
 
     /// Counts a free the uncached path (or growth) took.

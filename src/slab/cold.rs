@@ -48,6 +48,7 @@ use super::{registry, SlabAllocator};
 use crate::cache::SlotPtr;
 use crate::checks::{self, OnMisuse};
 use crate::config::Fallback;
+use crate::size_class::ScaledClass;
 use crate::sync::Ordering;
 use crate::AllocError;
 
@@ -106,7 +107,7 @@ impl SlabAllocator {
             return self.allocate_uncached(class, layout);
         };
         // SAFETY: `slot_for` returned this thread's own slot of this region.
-        unsafe { self.allocate_in(self.hot(), slot, class, layout) }
+        unsafe { self.allocate_in(self.hot(), slot, ScaledClass::of(class), layout) }
     }
 
     /// Every allocation of a checked allocator: as the unchecked paths, then
@@ -120,13 +121,15 @@ impl SlabAllocator {
     ) -> Result<NonNull<u8>, AllocError> {
         let block = match self.slot() {
             // SAFETY: `slot_for` returned this thread's own slot of this region.
-            Some(slot) => unsafe { self.allocate_in(self.hot(), slot, class, layout) },
+            Some(slot) => unsafe { self.allocate_in(self.hot(), slot, ScaledClass::of(class), layout) },
             None => self.allocate_uncached(class, layout),
         }?;
         // A dry class's block comes from an extension, the fallback, or is
         // dangling.
         if let Some((owner, class)) = self.region().locate(block.as_ptr()) {
-            checks::on_allocate::<R>(owner.pool(class), class, block);
+            let pool = owner.pool(class);
+            checks::on_allocate::<R>(pool, class, block);
+            pool.count_requested(layout.size());
         }
         Ok(block)
     }
@@ -150,7 +153,7 @@ impl SlabAllocator {
         };
         // SAFETY: `slot_for` returned this thread's own slot of this region;
         // the rest is forwarded from the caller.
-        unsafe { self.deallocate_in(self.hot(), slot, class, ptr) }
+        unsafe { self.deallocate_in(self.hot(), slot, ScaledClass::of(class), ptr) }
     }
 
     #[cold]
@@ -162,13 +165,13 @@ impl SlabAllocator {
         layout: Layout,
     ) -> Result<NonNull<u8>, AllocError> {
         // SAFETY: as in `allocate`, whose slot and class these are.
-        let magazine = unsafe { self.hot().cache.magazine(slot, class) };
+        let magazine = unsafe { self.hot().cache.magazine(slot, ScaledClass::of(class)) };
         let (pool, batch) = (self.region().pool(class), self.hot().cache.batch_of(class));
-        match magazine.refill_and_pop(pool, batch, layout.size()) {
+        match magazine.refill_and_pop(pool, batch) {
             Some(block) => Ok(block),
             // The class looks dry: unless a trim was holding its free blocks
             // (then retried until it has pushed them back), take the fallback.
-            None => match pool.retry_while_trimmed(|| magazine.refill(pool, batch, layout.size())) {
+            None => match pool.retry_while_trimmed(|| magazine.refill(pool, batch)) {
                 Some(block) => Ok(block),
                 None => self.allocate_fallback(Some(class), layout),
             },
@@ -183,7 +186,7 @@ impl SlabAllocator {
         let pool = region.pool(class);
         match pool.take_one_or_wait() {
             Some(block) => {
-                pool.count_uncached_alloc(layout.size());
+                pool.count_uncached_alloc();
                 Ok(block)
             }
             None => self.allocate_fallback(Some(class), layout),
@@ -212,7 +215,7 @@ impl SlabAllocator {
         if let Some(class) = class {
             if let Some((extension, block)) = crate::growth::take(region, class) {
                 let pool = extension.pool(class);
-                pool.count_uncached_alloc(layout.size());
+                pool.count_uncached_alloc();
                 return Ok(block);
             }
         }
@@ -247,7 +250,7 @@ impl SlabAllocator {
     pub(super) unsafe fn deallocate_flush(&self, slot: SlotPtr, class: usize, ptr: NonNull<u8>) {
         // SAFETY: forwarded from the caller (`deallocate`).
         unsafe {
-            let magazine = self.hot().cache.magazine(slot, class);
+            let magazine = self.hot().cache.magazine(slot, ScaledClass::of(class));
             magazine.flush_and_push(self.region().pool(class), self.hot().cache.batch_of(class), ptr);
         }
     }

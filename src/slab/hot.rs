@@ -12,6 +12,7 @@ use super::{registry, SlabAllocator};
 use crate::cache::SlotPtr;
 use crate::checks::{OnMisuse, Panic};
 use crate::region::HotPath;
+use crate::size_class::ScaledClass;
 use crate::sync::Ordering;
 use crate::AllocError;
 
@@ -48,7 +49,7 @@ impl SlabAllocator {
             return self.allocate_miss::<R>(layout);
         };
         let hot = self.hot();
-        let Some(class) = hot.class_for(layout.size(), layout.align()) else {
+        let Some(class) = hot.scaled_class_for(layout.size(), layout.align()) else {
             return self.allocate_unclassed(layout);
         };
         // SAFETY: `slot` is this thread's own slot of this region (the front
@@ -67,14 +68,14 @@ impl SlabAllocator {
         &self,
         hot: &HotPath,
         slot: SlotPtr,
-        class: usize,
+        class: ScaledClass,
         layout: Layout,
     ) -> Result<NonNull<u8>, AllocError> {
         // SAFETY: forwarded from the caller.
         let magazine = unsafe { hot.cache.magazine(slot, class) };
-        match magazine.pop(layout.size()) {
+        match magazine.pop() {
             Some(block) => Ok(block),
-            None => self.allocate_refill(slot, class, layout),
+            None => self.allocate_refill(slot, class.index(), layout),
         }
     }
 
@@ -111,7 +112,7 @@ impl SlabAllocator {
             return unsafe { self.deallocate_miss::<R>(ptr, layout) };
         };
         let hot = self.hot();
-        let Some(class) = hot.class_of(ptr.as_ptr()) else {
+        let Some(class) = hot.scaled_class_of(ptr.as_ptr()) else {
             // SAFETY: forwarded from the caller: not ours, so from the
             // fallback (or a zero-size dangling pointer).
             return unsafe { self.deallocate_unclassed::<R>(ptr, layout) };
@@ -128,12 +129,12 @@ impl SlabAllocator {
     /// `slot` is the calling thread's own slot of this region, and `ptr` is
     /// a block of `class` that the caller is freeing.
     #[inline(always)]
-    pub(super) unsafe fn deallocate_in(&self, hot: &HotPath, slot: SlotPtr, class: usize, ptr: NonNull<u8>) {
+    pub(super) unsafe fn deallocate_in(&self, hot: &HotPath, slot: SlotPtr, class: ScaledClass, ptr: NonNull<u8>) {
         // SAFETY: forwarded from the caller.
         let magazine = unsafe { hot.cache.magazine(slot, class) };
         if !magazine.push(ptr) {
             // SAFETY: forwarded from the caller.
-            unsafe { self.deallocate_flush(slot, class, ptr) };
+            unsafe { self.deallocate_flush(slot, class.index(), ptr) };
         }
     }
 }

@@ -152,6 +152,12 @@ impl SlabAllocator {
         self.ready_region().map(Region::fallback)
     }
 
+    /// Whether misuse [checks](crate::Builder::checks) are on (`false`
+    /// until a lazily built allocator has reserved its pool).
+    pub fn has_checks(&self) -> bool {
+        self.ready_region().is_some_and(Region::checks)
+    }
+
     /// Whether the pool's pages were committed up front.
     pub fn is_populated(&self) -> bool {
         self.ready_region().is_some_and(Region::populated)

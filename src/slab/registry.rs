@@ -46,6 +46,7 @@ use std::sync::{Arc, Weak};
 
 use crate::cache::SlotPtr;
 use crate::region::{Region, RegionOwner};
+use crate::size_class::ScaledClass;
 
 /// Allocators one thread caches for at once.
 const ENTRIES: usize = 8;
@@ -226,7 +227,7 @@ fn flush_slot(region: &Region, slot: SlotPtr) {
     for (class, pool) in region.pools().iter().enumerate() {
         // SAFETY: this thread owns `slot` until the release below; `class`
         // ranges over the region's classes.
-        unsafe { region.caches.magazine(slot, class) }.flush_all(pool);
+        unsafe { region.caches.magazine(slot, ScaledClass::of(class)) }.flush_all(pool);
     }
     region.caches.map.release(region.caches.index_of(slot));
 }

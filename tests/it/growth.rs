@@ -5,7 +5,7 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::ptr::NonNull;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 
 use crate::common::{check, fill, LiveSet};
@@ -37,6 +37,9 @@ fn threads_grow_past_the_first_reservation_and_lose_nothing() {
     let slab = Arc::new(growing(3, 16, Fallback::Error));
     let live = Arc::new(LiveSet::new());
     let (tx, rx) = mpsc::sync_channel::<(usize, u64)>(256);
+    // Every worker holds its first peak at the same moment, so the peak
+    // needs an extension however the threads are scheduled.
+    let at_peak = Arc::new(Barrier::new(threads as usize));
     let remote = {
         let (slab, live) = (Arc::clone(&slab), Arc::clone(&live));
         thread::spawn(move || {
@@ -53,7 +56,7 @@ fn threads_grow_past_the_first_reservation_and_lose_nothing() {
     };
     let workers: Vec<_> = (0..threads)
         .map(|t| {
-            let (slab, live, tx) = (Arc::clone(&slab), Arc::clone(&live), tx.clone());
+            let (slab, live, tx, at_peak) = (Arc::clone(&slab), Arc::clone(&live), tx.clone(), Arc::clone(&at_peak));
             thread::spawn(move || {
                 let mut rng = SmallRng::seed_from_u64(t + 7);
                 let mut mine: Vec<(NonNull<u8>, u64)> = Vec::new();
@@ -68,6 +71,9 @@ fn threads_grow_past_the_first_reservation_and_lose_nothing() {
                         // SAFETY: ours, 64 bytes.
                         unsafe { fill(p, 64, tag) };
                         mine.push((p, tag));
+                    }
+                    if round == 0 {
+                        at_peak.wait();
                     }
                     while mine.len() > 20 {
                         let (p, tag) = mine.swap_remove(rng.random_range(0..mine.len()));
