@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Loom: model-check every lock-free protocol (loom_tests/), then prove the
 # models have teeth: rebuilt with the ABA tag switched off, the ABA models of
-# the block stack and of the depot's record stacks must fail; rebuilt with
-# the push's Release weakened to Relaxed, the payload models (one block, one
-# depot batch) must fail; rebuilt with the trim pushing a chunk's blocks back before it
-# releases their pages, the trim model must fail. Exits non-zero if a model
-# fails or a tooth model passes.
+# the stack and of the run stack must fail; rebuilt with the push's (and the
+# free's) Release weakened to Relaxed, the payload models (one block, one
+# flush) must fail; rebuilt with a run's swap split into a load and a store,
+# the model of a free racing a take must fail; rebuilt with the trim giving
+# a chunk's blocks back before it releases their pages, the trim model must
+# fail. Exits non-zero if a model fails or a tooth model passes.
 #
 # Env: LOOM_MAX_PREEMPTIONS (default 3), LOOM_LOG / LOOM_LOCATION /
 # LOOM_CHECKPOINT_FILE as loom documents, for debugging a failure.
@@ -98,10 +99,12 @@ tooth lockfree_slab_no_aba_tag loom_tests::stack::aba_stale_head_cannot_win \
     "blocks lost or handed out twice\|more blocks than exist"
 tooth lockfree_slab_weak_push loom_tests::payload::previous_owners_writes_happen_before_next_owners_reads \
     "Causality violation"
-tooth lockfree_slab_no_aba_tag loom_tests::depot::record_aba_cannot_hand_out_a_batch_twice \
-    "blocks lost or handed out twice\|more blocks than exist"
-tooth lockfree_slab_weak_push loom_tests::depot::a_batch_hand_off_publishes_the_blocks_and_the_record \
+tooth lockfree_slab_no_aba_tag loom_tests::runs::run_aba_cannot_put_a_run_on_the_stack_twice \
+    "more runs than exist\|blocks lost or handed out twice"
+tooth lockfree_slab_weak_push loom_tests::runs::a_flush_publishes_its_blocks_to_the_next_taker \
     "Causality violation\|read before its previous owner"
+tooth lockfree_slab_runs_split_swap loom_tests::runs::a_free_racing_a_take_is_never_lost \
+    "blocks lost or handed out twice"
 tooth lockfree_slab_trim_push_first loom_tests::trim::trim_races_give_back_and_take \
     "trim released the page of a block\|trim released a page under a block"
 exit "$teeth_failed"

@@ -12,21 +12,21 @@ use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
 use std::sync::Arc as StdArc;
 use std::time::Instant;
 
-use crate::class::depot::Depot;
+use crate::class::runs::Runs;
 use crate::class::stack::{TaggedStack, NIL};
 use crate::class::states::BlockStates;
 use crate::class::ClassPool;
-use crate::sync::{AtomicU32, AtomicU8};
+use crate::sync::{AtomicU32, AtomicU64, AtomicU8};
 
 mod arena; //     the bump arena's cursor: fetch_add, rollback and CAS paths near exhaustion
 mod cache; //     magazine refill / flush racing with another thread's frees
 mod carver; //    carving racing with pops near exhaustion
 mod checks; //    racing double frees; the block states across owners
-mod depot; //     batches through the depot: ABA on its record stacks, payload across a hand-off, trim
 mod exit; //      thread exit returns cached blocks; allocator drop
 mod growth; //    racing to publish the first extension region
 mod lazy; //      first use of a const-constructed allocator from two threads
 mod payload; //   previous owner's writes happen-before the next owner's reads
+mod runs; //      batches by address: ABA on the run stack, a free racing a take, payload across a flush, trim
 mod stack; //     push / pop / push_chain, and the ABA interleaving
 mod trim; //      trim racing with take / give-back, carving, the dry path and refills
 
@@ -98,13 +98,12 @@ impl StackFixture {
 #[repr(C, align(64))]
 pub(crate) struct Line([u8; 64]);
 
-/// One class's pool (stack, carver, geometry, and a depot if asked for)
-/// over a private span.
+/// One class's pool (runs, carver, geometry) over a private span.
 pub(crate) struct PoolFixture {
     _span: Vec<Line>,
+    _words: Vec<AtomicU64>,
     _links: Vec<AtomicU32>,
     _states: Vec<AtomicU8>,
-    _depot: Vec<AtomicU32>,
     pub(crate) pool: ClassPool,
 }
 
@@ -116,33 +115,37 @@ impl PoolFixture {
 
     /// As [`new`](Self::new), with the checks' block states if `checks`.
     pub(crate) fn with_checks(capacity: u32, checks: bool) -> Self {
-        Self::build(capacity, checks, 0, 0)
-    }
-
-    /// As [`new`](Self::new), with a depot of `records` records of `batch`
-    /// blocks.
-    pub(crate) fn with_depot(capacity: u32, records: u32, batch: u32) -> Self {
-        Self::build(capacity, false, records, batch)
-    }
-
-    fn build(capacity: u32, checks: bool, records: u32, batch: u32) -> Self {
         // Lines keep every 16-byte block 16-aligned and the span 64-aligned.
         let mut span: Vec<Line> = vec![Line([0; 64]); (capacity as usize * 16).div_ceil(64)];
-        let links: Vec<AtomicU32> = (0..capacity).map(|_| AtomicU32::new(NIL)).collect();
+        let runs = Runs::count_for(capacity);
+        let words: Vec<AtomicU64> = (0..runs).map(|_| AtomicU64::new(0)).collect();
+        let links: Vec<AtomicU32> = (0..runs).map(|_| AtomicU32::new(NIL)).collect();
         let states: Vec<AtomicU8> = (0..if checks { capacity } else { 0 }).map(|_| AtomicU8::new(0)).collect();
         // SAFETY: the states, if any, are one per block and live in the
         // fixture next to the pool.
         let block_states = if checks { unsafe { BlockStates::new(states.as_ptr()) } } else { BlockStates::NONE };
-        let depot_memory: Vec<AtomicU32> = (0..Depot::words(records, batch)).map(|_| AtomicU32::new(0)).collect();
-        // SAFETY: the words a depot of this shape needs, used by it alone and
-        // kept in the fixture next to the pool.
-        let depot = unsafe { Depot::new(depot_memory.as_ptr(), records, batch) };
-        // SAFETY: the span holds `capacity` 16-byte blocks and the link array
-        // `capacity` atomics; both live in the fixture next to the pool.
+        // SAFETY: the span holds `capacity` 16-byte blocks, and the run
+        // arrays a zero word and a link per run; all live in the fixture next
+        // to the pool.
         let pool = unsafe {
-            ClassPool::new(16, capacity, span.as_mut_ptr().cast::<u8>(), links.as_ptr(), block_states, depot)
+            let runs = Runs::new(words.as_ptr(), links.as_ptr(), capacity);
+            ClassPool::new(16, capacity, span.as_mut_ptr().cast::<u8>(), runs, block_states)
         };
-        PoolFixture { _span: span, _links: links, _states: states, _depot: depot_memory, pool }
+        PoolFixture { _span: span, _words: words, _links: links, _states: states, pool }
+    }
+
+    /// Takes every block the pool can still hand out (free ones, then
+    /// fresh ones), with a bound so that a corrupted (cyclic) run stack
+    /// fails the model instead of hanging it.
+    pub(crate) fn drain(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        for _ in 0..=self.pool.capacity() {
+            match self.pool.take_one() {
+                Some(block) => out.push(self.pool.index_of(block)),
+                None => return out,
+            }
+        }
+        panic!("the pool holds more blocks than exist: {out:?}");
     }
 }
 

@@ -118,7 +118,7 @@ fn push_chain_races_pop_batch() {
                 unsafe {
                     f.stack.set_link(1, 2);
                     f.stack.set_link(2, 3);
-                    f.stack.push_chain(1, 3, 3);
+                    f.stack.push_chain(1, 3);
                 }
             })
         };
@@ -140,7 +140,7 @@ fn push_chain_races_pop_batch() {
                         // push (the old link may already say so, or not).
                         unsafe {
                             f.stack.set_link(first, last);
-                            f.stack.push_chain(first, last, 2);
+                            f.stack.push_chain(first, last);
                         }
                     }
                     _ => unreachable!(),

@@ -84,7 +84,7 @@ fn trim_races_give_back_and_take() {
         assert!(holds(taken, 0xEE), "trim released the page of a block after it was handed out again");
         assert!(matches!(report.released_bytes, 32 | 64), "{report:?}");
         assert_eq!(report.pages * 32, report.released_bytes);
-        let mut got = f_drain(&f);
+        let mut got = f.drain();
         got.push(f.pool.index_of(block(taken)));
         assert_all_blocks(got, CAP);
     });
@@ -128,19 +128,10 @@ fn trim_races_carving_and_the_dry_path() {
         let kept = worker.join().unwrap();
         let _report = trimmer.join().unwrap();
         assert!(holds(kept[0], 0xB0) && holds(kept[1], 0xB1), "trim released a page under a block in use");
-        let mut got = f_drain(&f);
+        let mut got = f.drain();
         got.extend(kept.iter().map(|&b| f.pool.index_of(block(b))));
         assert_all_blocks(got, CAP);
     });
-}
-
-fn f_drain(f: &PoolFixture) -> Vec<u32> {
-    let mut got = Vec::new();
-    while let Some(i) = f.pool.stack().pop() {
-        got.push(i);
-        assert!(got.len() <= f.pool.capacity() as usize, "the stack holds more blocks than exist");
-    }
-    got
 }
 
 /// Through the public allocator: a thread with a cache (depth 2, refills of

@@ -3,17 +3,16 @@
 //!
 //! ```text
 //! ┌──────────────────────── metadata ────────────────────────┐┌──── spans ────┐
-//! │ Region │ ClassPool × n │ size tables │ links × n │ depots × n │ slots ││ class 0 │ … │
+//! │ Region │ ClassPool × n │ size tables │ runs × n │ states × n │ slots ││ class 0 │ … │
 //! └──────────────────────────────────────────────────────────┘└───────────────┘
 //! ```
 //!
 //! - `Region` (this control block) and the `ClassPool`s: constants, stack
 //!   heads, carver frontiers, counters;
 //! - the two size-class lookup tables (`size_class.rs`);
-//! - per class, one `AtomicU32` link per block (the stack's external links),
-//!   and with checks on, one `AtomicU8` state per block (`checks.rs`);
-//! - per class with thread caches, its depot's records of batches and their
-//!   two stacks' links (`class/depot.rs`);
+//! - per class, per run of 64 blocks, one `AtomicU64` of free bits and one
+//!   `AtomicU32` stack link (`class/runs.rs`: 12 bytes per 64 blocks), and
+//!   with checks on, one `AtomicU8` state per block (`checks.rs`);
 //! - the thread-cache slots (`cache.rs`);
 //! - the spans: every class owns one equal, power-of-two-sized span starting
 //!   at a page boundary, so a pointer's class is `(addr - spans_base) >>
@@ -34,7 +33,7 @@
 use core::ptr::NonNull;
 
 use crate::cache::{CacheArea, CacheGeometry};
-use crate::class::depot::Depot;
+use crate::class::runs::Runs;
 use crate::class::states::BlockStates;
 use crate::class::ClassPool;
 use crate::config::{ConfigError, Fallback, ValidConfig, MAX_GROWTH};
@@ -63,11 +62,10 @@ struct Layout {
     pools: usize,
     by_granule: usize,
     by_align: usize,
-    links: Vec<usize>,
+    /// Per class, where its run words and its run links start.
+    runs: Vec<(usize, usize)>,
     /// Per class, where its block states start (empty without checks).
     states: Vec<usize>,
-    /// Per class, where its depot's records start, how many, of what batch.
-    depots: Vec<(usize, u32, u32)>,
     slots: usize,
     meta_len: usize,
     span_shift: u32,
@@ -81,13 +79,15 @@ impl Layout {
         let by_granule = pools + n * core::mem::size_of::<ClassPool>();
         let by_align = by_granule + by_granule_len * core::mem::size_of::<u16>();
         let mut cursor = by_align + by_align_len;
-        let links = config
+        let runs = config
             .blocks
             .iter()
             .map(|&blocks| {
-                let at = cursor.next_multiple_of(64);
-                cursor = at + blocks as usize * core::mem::size_of::<AtomicU32>();
-                at
+                let count = Runs::count_for(blocks) as usize;
+                let words = cursor.next_multiple_of(64);
+                let links = words + count * core::mem::size_of::<AtomicU64>();
+                cursor = links + count * core::mem::size_of::<AtomicU32>();
+                (words, links)
             })
             .collect();
         let states = match config.checks {
@@ -102,18 +102,6 @@ impl Layout {
                 .collect(),
             false => Vec::new(),
         };
-        let depots = config
-            .blocks
-            .iter()
-            .enumerate()
-            .map(|(class, &blocks)| {
-                let batch = if cache.slots > 0 { cache.batch_of(class) } else { 0 };
-                let records = Depot::records_for(blocks, batch);
-                let at = cursor.next_multiple_of(64);
-                cursor = at + Depot::words(records, batch) * core::mem::size_of::<AtomicU32>();
-                (at, records, batch)
-            })
-            .collect();
         let slots = cursor.next_multiple_of(PAGE);
         let meta_len = (slots + cache.area_len()).next_multiple_of(PAGE);
         let largest_share = config.classes.iter().zip(&config.blocks).map(|(&s, &b)| s * b as usize).max().unwrap_or(0);
@@ -122,9 +110,8 @@ impl Layout {
             pools,
             by_granule,
             by_align,
-            links,
+            runs,
             states,
-            depots,
             slots,
             meta_len,
             span_shift: span.trailing_zeros(),
@@ -251,15 +238,19 @@ impl Region {
         // SAFETY: every write below lands inside the fresh, zero-filled,
         // exclusively owned reservation of `layout.total` bytes: `Layout`
         // places each part after the previous one, with the alignment its
-        // type needs (pools at 128, links at 64, slots at a page), and the
+        // type needs (pools at 128, run words at 64, slots at a page), and the
         // spans after the metadata. Nothing else can see the region yet.
         unsafe {
             core::ptr::copy_nonoverlapping(by_granule.as_ptr(), at(layout.by_granule).cast(), by_granule.len());
             core::ptr::copy_nonoverlapping(by_align.as_ptr(), at(layout.by_align), by_align.len());
             let pools = at(layout.pools).cast::<ClassPool>();
             for (class, (&size, &blocks)) in config.classes.iter().zip(&config.blocks).enumerate() {
-                let links = at(layout.links[class]).cast::<AtomicU32>();
-                crate::sync::init_zeroed_atomics(links, blocks as usize);
+                let (words, links) = layout.runs[class];
+                let (words, links) = (at(words).cast::<AtomicU64>(), at(links).cast::<AtomicU32>());
+                let count = Runs::count_for(blocks) as usize;
+                crate::sync::init_zeroed_atomics(words, count);
+                crate::sync::init_zeroed_atomics(links, count);
+                let runs = Runs::new(words, links, blocks);
                 let span_base = at(layout.meta_len + (class << layout.span_shift));
                 let states = match layout.states.get(class) {
                     Some(&offset) => {
@@ -269,11 +260,7 @@ impl Region {
                     }
                     None => BlockStates::NONE,
                 };
-                let (depot_at, records, batch) = layout.depots[class];
-                let depot_memory = at(depot_at).cast::<AtomicU32>();
-                crate::sync::init_zeroed_atomics(depot_memory, Depot::words(records, batch));
-                let depot = Depot::new(depot_memory, records, batch);
-                pools.add(class).write(ClassPool::new(size, blocks, span_base, links, states, depot));
+                pools.add(class).write(ClassPool::new(size, blocks, span_base, runs, states));
             }
             let caches = CacheArea::new(cache, at(layout.slots), n);
             let region = base.cast::<Region>();

@@ -2,11 +2,12 @@
 //! physical pages that hold only free blocks (`madvise(MADV_DONTNEED)`),
 //! keeps their addresses, and reports how much RSS that gave back.
 //!
-//! **Why a page can go without unlinking anything.** A free block's link
-//! lives in the class's metadata array, not in the block (DESIGN.md,
-//! invariant 2). So once nobody may touch a free block's bytes, its page can
-//! be released while the block stays on the free list: the list never reads
-//! block memory, and the next owner finds zeros, as in a never-used block.
+//! **Why a page can go without unlinking anything.** A free block is a bit
+//! in its run's word in the class's metadata, not a link in the block
+//! (DESIGN.md, invariant 2). So once nobody may touch a free block's bytes,
+//! its page can be released while the block stays free: the free layer
+//! never reads block memory, and the next owner finds zeros, as in a
+//! never-used block.
 //!
 //! **How fully-free pages are found.** Per class, with one pass over the
 //! free blocks and one over the pages:
@@ -14,11 +15,11 @@
 //! 1. Read the carver's frontier `F` (blocks `0..F` have been handed out at
 //!    least once) and map a scratch bitmap of `F` bits (from `os.rs`, never
 //!    from a Rust allocator: the slab may be the global allocator).
-//! 2. Mark the class as being trimmed, then detach its whole shared stack
-//!    with one CAS ([`TaggedStack::take_all`]): every block on it is now the
-//!    trim's, exactly as if popped. Set the bit of each detached block below
-//!    `F`; chain those at or above `F` (carved and freed between step 1 and
-//!    the detach) separately and push them straight back, untouched.
+//! 2. Mark the class as being trimmed, then detach its whole stack of free
+//!    runs with one CAS ([`Runs::take_all`]) and empty each run's word:
+//!    every free block is now the trim's, exactly as if taken by a refill.
+//!    Set the bit of each detached block below `F`; those at or above `F`
+//!    (carved and freed between step 1 and the detach) go straight back.
 //! 3. Walk the carved span in chunks of whole pages *and* whole blocks (a
 //!    multiple of `lcm(block size, page)`, about 2 MiB), highest chunk
 //!    first. In each chunk, a page is released iff every block overlapping
@@ -27,43 +28,42 @@
 //!    and a page they share with a neighbour goes when both are free. Runs
 //!    of such pages are counted with `mincore` (only resident pages count,
 //!    so the figure is what RSS drops by) and released with one `madvise`.
-//! 4. Push the chunk's free blocks back as one chain in address order, and
-//!    go on with the next lower chunk. Lower chunks end up on top, so later
-//!    allocations reuse low addresses first and leave high pages free for
-//!    the next trim. Finally mark the trim as done.
+//! 4. Give the chunk's free blocks back (one `fetch_or` per run, one push
+//!    for the runs), and go on with the next lower chunk. Lower chunks' runs
+//!    end up on top, so later allocations reuse low addresses first and
+//!    leave high pages free for the next trim. Finally mark the trim as done.
 //!
-//! Blocks in thread caches are not on the stack, so their pages are not
+//! Blocks in thread caches are not free in the runs, so their pages are not
 //! released; `trim` flushes the calling thread's cache first, but other
 //! threads' magazines keep theirs. Never-carved blocks (at or above `F`) are
 //! never released: without `populate` their pages were never touched; with
 //! `populate` they stay committed, as `populate` promised (only memory that
-//! was used and then freed is given back). The link array (4 bytes per
-//! carved block), the magazines and the rest of the metadata stay too.
+//! was used and then freed is given back). The run words and links (12
+//! bytes per 64 blocks), the magazines and the rest of the metadata stay too.
 //!
 //! **Why it is correct while other threads allocate and free.**
 //! - *Nothing in use is released.* A page is released only if every byte of
 //!   it lies in a block the trim detached, and detached blocks are the
-//!   trim's alone until pushed back (a pop cannot return them: they are not
-//!   on the stack; a thread cache never had them). Blocks carved meanwhile
-//!   are never detached, so their pages can only share a page with detached
-//!   blocks, which then is not fully covered and stays. Stale readers of a
-//!   detached block's link read metadata, which is never released.
-//! - *Contents and order.* The detach is an Acquire (pairs with the pushes'
-//!   Release): the previous owners' writes happen before the release. The
-//!   push-back is a Release, and the next owner's pop an Acquire: the
-//!   `madvise` happens before the next owner's first access, which faults in
-//!   a zero page. A chunk's pages are released *before* its blocks go back;
+//!   trim's alone until given back (their bits are in no run's word, so no
+//!   take can return them; a thread cache never had them). Blocks carved
+//!   meanwhile are never detached, so their pages can only share a page
+//!   with detached blocks, which then is not fully covered and stays.
+//! - *Contents and order.* Emptying a run's word is an Acquire (pairs with
+//!   the frees' Release): the previous owners' writes happen before the
+//!   release. The give-back is a Release, and the next owner's swap an
+//!   Acquire: the `madvise` happens before the next owner's first access,
+//!   which faults in a zero page. A chunk's pages are released *before* its blocks go back;
 //!   the loom model `trim::trim_races_give_back_and_take` fails if that
 //!   order is reversed (`--cfg lockfree_slab_trim_push_first`, checked by
 //!   `.ci/loom.sh`).
-//! - *Nothing is lost.* Every detached block is pushed back exactly once:
+//! - *Nothing is lost.* Every detached block is given back exactly once:
 //!   the late ones at once, the rest chunk by chunk, and if anything between
-//!   unwound, a guard pushes back what is left and ends the trim.
+//!   unwound, a guard gives back what is left and ends the trim.
 //! - *No spurious "class dry".* While the trim holds a class's free blocks
-//!   another thread may find the stack empty. If the carver is also used up
+//!   another thread may find no free run. If the carver is also used up
 //!   it would take the fallback (or fail) although blocks are free. The dry
 //!   path — and only it — therefore checks the class's trim word and retries
-//!   until the trim has pushed its blocks back
+//!   until the trim has given its blocks back
 //!   ([`ClassPool::retry_while_trimmed`], which argues why that catches
 //!   every such case). The hot path and refills that find blocks are
 //!   untouched and stay lock-free; a thread waits only where it would
@@ -72,7 +72,7 @@
 //!   waits for itself; and `fork` waits for trims in flight (`fork.rs`), so
 //!   a child never inherits a trim that nobody will finish.
 //! - *Concurrent trims* of one class each detach a disjoint set of blocks
-//!   (a later detach gets what the earlier one already pushed back) and
+//!   (a later detach gets what the earlier one already gave back) and
 //!   release only pages covered entirely by their own set: correct, merely
 //!   less thorough.
 //!
@@ -83,8 +83,8 @@
 //! `mincore` call per 512 pages and one `madvise` (measured figures:
 //! docs/PERFORMANCE.md, `examples/trim_rss.rs`). Meanwhile the
 //! class's free blocks are unavailable from the detach until their chunk is
-//! pushed back (the highest chunk first, once the pass over the detached
-//! list is done): allocations of that class carve fresh blocks if the
+//! given back (the highest chunk first, once the pass over the detached
+//! runs is done): allocations of that class carve fresh blocks if the
 //! class has any left, or wait on the dry path for the next chunk.
 //!
 //! **`MADV_DONTNEED`, not `MADV_FREE`.** With `MADV_FREE` the kernel takes
@@ -95,12 +95,11 @@
 //! a huge page splits it.
 //!
 //! [`SlabAllocator::trim`]: crate::SlabAllocator::trim
-//! [`TaggedStack::take_all`]: crate::class::stack::TaggedStack::take_all
+//! [`Runs::take_all`]: crate::class::runs::Runs::take_all
 //! [`ClassPool::retry_while_trimmed`]: crate::class::ClassPool::retry_while_trimmed
 
 use core::fmt;
 
-use crate::class::stack::Chain;
 use crate::class::ClassPool;
 use crate::os::{self, Scratch};
 use crate::region::Region;
@@ -259,7 +258,7 @@ struct Held<'a> {
     /// One bit per block below the frontier: set while the trim holds it.
     bits: Bitmap,
     /// Blocks `0..unreturned` whose bits are set are still held; all
-    /// others are back on the stack.
+    /// others are free again.
     unreturned: u32,
     geometry: Geometry,
     report: TrimReport,
@@ -271,26 +270,13 @@ impl<'a> Held<'a> {
         Held { pool, bits, unreturned: frontier, geometry, report: TrimReport::default() }
     }
 
-    /// Step 2: detaches the stack, marks the blocks below the frontier,
-    /// pushes the late ones straight back.
+    /// Step 2: detaches the free runs, marks their blocks below the
+    /// frontier (those above it go straight back).
     fn detach(&mut self) {
-        let pool = self.pool;
-        let frontier = self.unreturned;
         let bits = &mut self.bits;
-        let mut late = Chain::EMPTY;
-        let taken = pool.detach_free(|index| {
-            if index < frontier {
-                bits.set(index as usize);
-            } else {
-                // SAFETY: the block was detached, so it is ours, and the walk
-                // has already read the link of the chain's last block.
-                unsafe { pool.chain_append(&mut late, index) };
-            }
-        });
-        // SAFETY: the late blocks were detached (ours), chained above.
-        unsafe { pool.push_chain(late) };
+        let taken = self.pool.detach_free(self.unreturned, |index| bits.set(index as usize));
         self.report.free_blocks = taken;
-        self.report.free_bytes = taken * pool.block_size() as u64;
+        self.report.free_bytes = taken * self.pool.block_size() as u64;
         self.report.classes = usize::from(taken > 0);
     }
 
@@ -495,12 +481,13 @@ mod tests {
     //! Miri, where `discard` writes zeros), so Miri runs these too.
 
     use super::*;
+    use crate::class::runs::Runs;
     use crate::os::PAGE;
-    use crate::sync::AtomicU32;
+    use crate::sync::{AtomicU32, AtomicU64};
     use core::ptr::NonNull;
 
     /// One class of `capacity` blocks of `block` bytes over its own
-    /// reservation: links first, then the page-aligned span.
+    /// reservation: run words and links first, then the page-aligned span.
     struct Fixture {
         base: NonNull<u8>,
         len: usize,
@@ -509,22 +496,24 @@ mod tests {
 
     impl Fixture {
         fn new(block: usize, capacity: u32) -> Self {
-            let links_len = (capacity as usize * 4).next_multiple_of(PAGE);
-            let len = links_len + (block * capacity as usize).next_multiple_of(PAGE);
+            let runs = Runs::count_for(capacity) as usize;
+            let meta_len = (runs * 12).next_multiple_of(PAGE);
+            let len = meta_len + (block * capacity as usize).next_multiple_of(PAGE);
             let base = os::reserve(len).expect("a small reservation");
-            let links = base.as_ptr().cast::<AtomicU32>();
-            // SAFETY: zero-filled memory for `capacity` links, used only by
-            // this pool; the span after it holds `capacity` blocks, and both
-            // live until `drop` releases the reservation.
+            let words = base.as_ptr().cast::<AtomicU64>();
+            // SAFETY: zero-filled memory for a word and a link per run, used
+            // only by this pool; the span after it holds `capacity` blocks,
+            // and both live until `drop` releases the reservation.
             let pool = unsafe {
-                crate::sync::init_zeroed_atomics(links, capacity as usize);
+                let links = words.add(runs).cast::<AtomicU32>();
+                crate::sync::init_zeroed_atomics(words, runs);
+                crate::sync::init_zeroed_atomics(links, runs);
                 ClassPool::new(
                     block,
                     capacity,
-                    base.as_ptr().add(links_len),
-                    links,
+                    base.as_ptr().add(meta_len),
+                    Runs::new(words, links, capacity),
                     crate::class::states::BlockStates::NONE,
-                    crate::class::depot::Depot::none(),
                 )
             };
             Fixture { base, len, pool }
@@ -559,9 +548,7 @@ mod tests {
 
         fn drain(&self) -> Vec<u32> {
             let mut out = Vec::new();
-            while let Some(i) = self.pool.stack().pop() {
-                out.push(i);
-            }
+            while self.pool.runs().take(64, |i| out.push(i)) > 0 {}
             out.sort_unstable();
             out
         }
@@ -590,11 +577,11 @@ mod tests {
         assert_eq!((report.released_bytes, report.pages), (2 * PAGE, 2));
         assert!(f.intact(100) && f.intact(255), "blocks in use keep their contents");
         assert!(f.intact(64) && f.intact(254), "free blocks on kept pages are left alone");
-        // SAFETY: block 0 is free and on the stack; nobody else uses it.
+        // SAFETY: block 0 is free; nobody else uses it.
         assert_eq!(unsafe { *f.pool.address_of(0).as_ptr() }, 0, "a released page reads as zero");
-        // Every free block is back, lowest address on top.
-        assert_eq!(f.pool.stack().len(), 254);
-        assert_eq!(f.pool.stack().pop(), Some(0));
+        // Every free block is back, lowest address first.
+        assert_eq!(f.pool.free_blocks(), 254);
+        assert_eq!(f.pool.take_one(), Some(f.pool.address_of(0)));
         let mut back = f.drain();
         back.push(0);
         back.sort_unstable();
@@ -611,7 +598,7 @@ mod tests {
         let report = trim_class(&f.pool, Geometry::NATIVE);
         assert_eq!((report.free_blocks, report.released_bytes), (1, 2 * PAGE), "pages 0 and 1");
         assert!(f.intact(1));
-        // SAFETY: single-threaded test; block 0 is free, on the stack. (Not
+        // SAFETY: single-threaded test; block 0 is free. (Not
         // reading pages 0 and 1 yet: a read maps the zero page, which
         // `mincore` would count as resident below.)
         assert_eq!(unsafe { *f.pool.address_of(0).as_ptr().add(2 * PAGE) }, 1, "page 2 is shared with block 1");

@@ -1,41 +1,38 @@
 //! One size class's shared state: its geometry (block size, span, capacity),
-//! its free blocks — batches in the [`Depot`], single blocks on the
-//! [`TaggedStack`] — its [`Carver`], and the counters of its slow paths.
-//! Converts between block indices and addresses. Its parts are private: the
-//! layers above take and give blocks through its methods, so "from the
-//! depot, else the stack, else carve" is written once, here.
+//! its free blocks (bitmaps of runs of neighbouring blocks, and a
+//! [`TaggedStack`] of the runs that have any: [`Runs`]), its [`Carver`], and
+//! the counters of its slow paths. Converts between block indices and
+//! addresses. Its parts are private: the layers above take and give blocks
+//! through its methods, so "free blocks by address, else carve" is written
+//! once, here.
 //!
 //! Accounting of a class, exact whenever no operation is in flight:
 //!
 //! ```text
-//! carved = in use + free (in the depot + on the stack) + in thread caches
+//! carved = in use + free (in the runs) + in thread caches
 //! ```
 //!
 //! where *in use* is allocations minus frees summed over every thread's
 //! counters and the uncached path's counters (see `stats.rs`). Tests check it
 //! after every stress run; each term is counted independently. (A trim in
-//! flight holds free blocks that are in none of the terms until it pushes
+//! flight holds free blocks that are in none of the terms until it gives
 //! them back: see `trim.rs`, and the dry-path check
 //! [`ClassPool::retry_while_trimmed`] here.)
 
 use core::ops::Range;
 use core::ptr::NonNull;
 
-use crate::sync::{AtomicU32, AtomicU64, Backoff, CachePadded, Ordering};
+use crate::sync::{AtomicU64, Backoff, CachePadded, Ordering};
 use carver::Carver;
-use depot::Depot;
-use stack::{Chain, TaggedStack};
+use runs::Runs;
+#[cfg(doc)]
+use stack::TaggedStack;
 use states::BlockStates;
 
 pub(crate) mod carver;
-pub(crate) mod depot;
+pub(crate) mod runs;
 pub(crate) mod stack;
 pub(crate) mod states;
-
-/// Most blocks one refill walks off the per-block stack: a longer walk
-/// would widen the window in which another thread's push or pop makes the
-/// CAS fail. (Batches from the depot are not walked: a record is copied.)
-const MAX_WALK: u32 = 64;
 
 /// Counters of the paths that already touch shared lines: the uncached path
 /// (threads without a cache) and fallbacks. Never written on a cache hit.
@@ -105,13 +102,12 @@ pub(crate) struct ClassPool {
     divisor: ExactDivisor,
     /// Per-block states for the checks (`BlockStates::NONE` when off).
     states: BlockStates,
-    depot: Depot,
-    stack: TaggedStack,
+    runs: Runs,
     carver: Carver,
     counters: CachePadded<SharedCounters>,
 }
 
-// SAFETY: the shared state is atomics (stack, carver, counters); the rest,
+// SAFETY: the shared state is atomics (runs, carver, counters); the rest,
 // `span_base` included, is written once in `new` and only read afterwards.
 unsafe impl Send for ClassPool {}
 // SAFETY: as for `Send`.
@@ -121,16 +117,15 @@ impl ClassPool {
     /// # Safety
     ///
     /// `span_base..span_base + block_size * capacity` must be memory this
-    /// pool may hand out for as long as it lives, and `links` must satisfy
-    /// [`TaggedStack::new`]'s contract for `capacity` blocks; `states`, if
-    /// enabled, holds a state for each of them; `depot` is this pool's alone.
+    /// pool may hand out for as long as it lives; `runs` is this pool's
+    /// alone, made for `capacity` blocks, with none free; `states`, if
+    /// enabled, holds a state for each block.
     pub(crate) unsafe fn new(
         block_size: usize,
         capacity: u32,
         span_base: *mut u8,
-        links: *const AtomicU32,
+        runs: Runs,
         states: BlockStates,
-        depot: Depot,
     ) -> Self {
         ClassPool {
             block_size,
@@ -138,9 +133,7 @@ impl ClassPool {
             span_base,
             divisor: ExactDivisor::new(block_size),
             states,
-            depot,
-            // SAFETY: forwarded from this function's contract.
-            stack: unsafe { TaggedStack::new(links, capacity) },
+            runs,
             carver: Carver::new(capacity),
             counters: CachePadded::new(SharedCounters::default()),
         }
@@ -196,21 +189,18 @@ impl ClassPool {
     }
 
     /// Up to `max` free blocks for a thread cache, as `sink(position,
-    /// block)` for positions `0..returned`: a whole batch from the depot
-    /// (oldest first), else up to [`MAX_WALK`] single blocks from the stack,
-    /// else up to `max` fresh ones (lowest address last, so that a magazine
-    /// hands them out in address order). 0 when the class is dry. After a
-    /// failed CAS a walk restarts, so `sink` may see a position twice: the
-    /// last call counts.
+    /// block)` for positions `0..returned`: the free blocks of a few runs
+    /// ([`Runs::take`]), else up to `max` fresh ones. Either way, the lowest
+    /// address comes last, so that a magazine hands them out in address
+    /// order. 0 when the class is dry.
     pub(crate) fn take_batch(&self, max: u32, mut sink: impl FnMut(u32, NonNull<u8>)) -> u32 {
-        debug_assert!(self.depot.batch() <= max, "a magazine takes a whole batch");
-        let got = self.depot.take(|position, index| sink(position, self.address_of(index)));
-        if got > 0 {
-            return got;
-        }
-        let got = self.stack.pop_batch(max.min(MAX_WALK), |position, index| sink(position, self.address_of(index)));
-        if got > 0 {
-            return got;
+        let mut position = 0;
+        self.runs.take(max, |index| {
+            sink(position, self.address_of(index));
+            position += 1;
+        });
+        if position > 0 {
+            return position;
         }
         let carved = self.carver.carve(max);
         for (position, block) in self.addresses(carved.clone()).rev().enumerate() {
@@ -219,119 +209,62 @@ impl ClassPool {
         carved.len() as u32
     }
 
-    /// Gives free blocks back from a thread cache: a whole batch as one
-    /// depot record, anything else (or when no record is free) as one chain
-    /// on the stack.
+    /// Gives free blocks back from a thread cache ([`Runs::give`]).
     ///
     /// # Safety
     ///
     /// Every block was handed out by this pool and is not in use any more.
     pub(crate) unsafe fn give_batch(&self, blocks: &[NonNull<u8>]) {
-        // SAFETY: the blocks are free and the caller's (this function's
-        // contract); a refused put stores nothing.
-        if unsafe { self.depot.put(blocks.iter().map(|&block| self.index_of(block))) } {
-            return;
-        }
-        let mut chain = Chain::EMPTY;
-        for &block in blocks {
-            // SAFETY: a block of this pool, the caller's, in no other chain.
-            unsafe { chain.append(&self.stack, self.index_of(block)) };
-        }
-        // SAFETY: the chain built above, of the caller's blocks.
-        unsafe { chain.push_onto(&self.stack) };
+        // SAFETY: the blocks are this pool's and the caller's (this
+        // function's contract), each once.
+        unsafe { self.runs.give(blocks.iter().map(|&block| self.index_of(block))) }
     }
 
-    /// One block from the stack, else from a depot batch (the rest of the
-    /// batch goes on the stack), else freshly carved; `None` when the class
-    /// is exhausted. The uncached path.
+    /// One free block, else a freshly carved one; `None` when the class is
+    /// exhausted. The uncached path.
     pub(crate) fn take_one(&self) -> Option<NonNull<u8>> {
-        let index = self.stack.pop().or_else(|| {
-            let (mut first, mut rest) = (None, Chain::EMPTY);
-            self.depot.take(|position, index| match position {
-                0 => first = Some(index),
-                // SAFETY: taken from the depot, so ours and in no chain.
-                _ => unsafe { rest.append(&self.stack, index) },
-            });
-            // SAFETY: the rest of the batch, ours, chained above.
-            unsafe { rest.push_onto(&self.stack) };
-            first
-        });
-        let index = index.or_else(|| {
+        let mut taken = None;
+        if self.runs.take(1, |index| taken = Some(index)) == 0 {
             let carved = self.carver.carve(1);
-            (!carved.is_empty()).then_some(carved.start)
-        })?;
-        Some(self.address_of(index))
+            taken = (!carved.is_empty()).then_some(carved.start);
+        }
+        Some(self.address_of(taken?))
     }
 
-    /// Returns one block to the stack. The uncached path.
+    /// Frees one block. The uncached path.
     ///
     /// # Safety
     ///
     /// `block` was handed out by this pool and is not in use any more.
     pub(crate) unsafe fn give_back(&self, block: NonNull<u8>) {
-        let index = self.index_of(block);
-        // SAFETY: a block of this pool (< capacity), now the caller's.
-        unsafe { self.stack.push(index) }
+        // SAFETY: a block of this pool, now the caller's.
+        unsafe { self.runs.give(core::iter::once(self.index_of(block))) }
     }
 
-    /// Detaches every free block (the depot's batches, then the stack), as
-    /// `sink(index)`; returns how many. The blocks are then the caller's
-    /// (a trim's), to give back with [`chain_append`](Self::chain_append)
-    /// and [`push_chain`](Self::push_chain). Each detach is one CAS with
-    /// Release, which [`retry_while_trimmed`](Self::retry_while_trimmed)
-    /// relies on.
-    pub(crate) fn detach_free(&self, mut sink: impl FnMut(u32)) -> u64 {
-        self.depot.take_all(&mut sink) + u64::from(self.stack.take_all(sink))
+    /// Detaches every free block below `frontier` as `sink(index)` and
+    /// returns how many (those at or above it stay free); the blocks are
+    /// then the caller's (a trim's), to give back with
+    /// [`give_back_detached`](Self::give_back_detached). The detach is one
+    /// CAS with Release, which
+    /// [`retry_while_trimmed`](Self::retry_while_trimmed) relies on.
+    pub(crate) fn detach_free(&self, frontier: u32, sink: impl FnMut(u32)) -> u64 {
+        self.runs.take_all(frontier, sink)
     }
 
-    /// Links the caller's block `index` into `chain`, for the stack.
-    ///
-    /// # Safety
-    ///
-    /// As for [`Chain::append`]: the block is the caller's, in no other
-    /// chain and on no stack.
-    pub(crate) unsafe fn chain_append(&self, chain: &mut Chain, index: u32) {
-        // SAFETY: forwarded from the caller.
-        unsafe { chain.append(&self.stack, index) }
-    }
-
-    /// Pushes a chain built with [`chain_append`](Self::chain_append).
-    ///
-    /// # Safety
-    ///
-    /// As for [`Chain::push_onto`].
-    pub(crate) unsafe fn push_chain(&self, chain: Chain) {
-        // SAFETY: forwarded from the caller.
-        unsafe { chain.push_onto(&self.stack) }
-    }
-
-    /// Gives back blocks a trim held ([`detach_free`](Self::detach_free)),
-    /// in the order given: whole batches as depot records — so that refills
-    /// stay O(1) and the per-block links of blocks that never needed them
-    /// stay untouched (uncommitted) — the rest as one chain on the stack.
+    /// Gives back blocks a trim held ([`detach_free`](Self::detach_free)).
     ///
     /// # Safety
     ///
     /// The blocks are the caller's (detached and not yet given back), each
     /// yielded once.
     pub(crate) unsafe fn give_back_detached(&self, indices: impl Iterator<Item = u32>) {
-        let mut indices = indices.peekable();
-        let mut chain = Chain::EMPTY;
-        while indices.peek().is_some() {
-            // SAFETY: the caller's blocks; those not stored in a record come
-            // back to us once each and go on the chain.
-            let whole = unsafe { self.depot.fill_from(&mut indices, |index| chain.append(&self.stack, index)) };
-            if !whole {
-                break;
-            }
-        }
-        // SAFETY: the chain of the caller's blocks built above.
-        unsafe { chain.push_onto(&self.stack) };
+        // SAFETY: forwarded from the caller.
+        unsafe { self.runs.give(indices) }
     }
 
     /// Whether the class looked to have no free block a moment ago (a hint).
     pub(crate) fn looks_dry(&self) -> bool {
-        self.stack.looks_empty() && self.depot.looks_empty()
+        self.runs.looks_empty()
     }
 
     /// Blocks carved so far.
@@ -339,9 +272,9 @@ impl ClassPool {
         self.carver.carved()
     }
 
-    /// Free blocks in the depot and on the stack (exact when quiescent).
+    /// Free blocks in the runs (exact when quiescent).
     pub(crate) fn free_blocks(&self) -> u64 {
-        self.stack.len() + self.depot.blocks()
+        self.runs.free_blocks(self.carved())
     }
 
     /// The counters of the uncached path and the fallback, for statistics.
@@ -367,16 +300,10 @@ impl ClassPool {
         self.counters.uncached_frees.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The depot, for the models that drive it directly.
-    #[cfg(all(test, lockfree_slab_loom))]
-    pub(crate) fn depot(&self) -> &Depot {
-        &self.depot
-    }
-
-    /// The per-block stack, for the models and unit tests that drive it.
+    /// The free runs, for the models and unit tests that look at them.
     #[cfg(test)]
-    pub(crate) fn stack(&self) -> &TaggedStack {
-        &self.stack
+    pub(crate) fn runs(&self) -> &Runs {
+        &self.runs
     }
 
     /// The uncached path's [`take_one`](Self::take_one), with the dry-path
@@ -389,7 +316,7 @@ impl ClassPool {
     /// detaches the stack; must be matched by [`end_trim`](Self::end_trim).
     pub(crate) fn begin_trim(&self) {
         // Relaxed: the detach CAS that follows in program order is a Release
-        // (`TaggedStack::take_all`), so whoever acquires the empty head it
+        // (`TaggedStack::take_all`, through `Runs::take_all`), so whoever acquires the empty head it
         // leaves sees this increment; that is the only ordering needed.
         self.counters.trims.fetch_add(TRIM_STARTED, Ordering::Relaxed);
     }

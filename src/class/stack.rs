@@ -1,12 +1,13 @@
-//! A lock-free Treiber stack of block indices with a tagged head and links
-//! kept outside user memory.
+//! A lock-free Treiber stack of indices with a tagged head and links kept
+//! outside user memory. A class keeps its runs of free blocks on one
+//! (`runs.rs`); the models and tests below call the entries blocks.
 //!
 //! The head is `(index: u32, tag: u32)` packed into one `AtomicU64` inside a
-//! cache-line-padded cell. A free block's "next" link lives in a per-class
-//! `[AtomicU32]` array (one slot per block), not in the block: a pop may read
-//! the link of a block another thread has just popped and is writing to, and
-//! with the link outside the block that read is an atomic load of metadata,
-//! not a data race on user memory.
+//! cache-line-padded cell. An entry's "next" link lives in an `[AtomicU32]`
+//! array in the class's metadata (one slot per entry), not in user memory: a
+//! pop may read the link of an entry another thread has just popped, and
+//! with the link outside the blocks that read is an atomic load of
+//! metadata, not a data race on user memory.
 //!
 //! **ABA.** Every successful push or pop adds one to the tag, so a CAS that
 //! carries a stale `(index, tag)` fails even if `index` is back on top.
@@ -115,7 +116,7 @@ impl Chain {
         if self.count > 0 {
             // SAFETY: `append` linked `first → … → last` through `count`
             // blocks, all the caller's (this function's contract).
-            unsafe { stack.push_chain(self.first, self.last, self.count) };
+            unsafe { stack.push_chain(self.first, self.last) };
         }
     }
 }
@@ -149,14 +150,9 @@ impl Head {
     }
 }
 
-/// The contended word and the stack's length share one padded line: whoever
-/// just won the CAS owns the line, so the length update rarely misses.
+/// The contended word, alone on its padded line.
 struct HeadCell {
     word: AtomicU64,
-    /// Blocks on the stack, for statistics. Updated after the CAS, so it may
-    /// lag (or transiently wrap below zero) while operations are in flight;
-    /// exact whenever the stack is quiescent.
-    len: AtomicU64,
 }
 
 /// A Treiber stack over the block indices `0..capacity` of one class.
@@ -181,11 +177,7 @@ impl TaggedStack {
     /// valid, and are used by no one else, for as long as the stack is used.
     pub(crate) unsafe fn new(links: *const AtomicU32, capacity: u32) -> Self {
         debug_assert!(capacity < NIL);
-        TaggedStack {
-            head: CachePadded::new(HeadCell { word: AtomicU64::new(Head::EMPTY.pack()), len: AtomicU64::new(0) }),
-            links,
-            capacity,
-        }
+        TaggedStack { head: CachePadded::new(HeadCell { word: AtomicU64::new(Head::EMPTY.pack()) }), links, capacity }
     }
 
     #[inline(always)]
@@ -225,21 +217,21 @@ impl TaggedStack {
     /// # Safety
     ///
     /// `index < capacity`, and the block is the caller's (not on the stack).
-    #[inline]
+    #[cfg(test)]
     pub(crate) unsafe fn push(&self, index: u32) {
         // SAFETY: a single block is a chain from itself to itself; the
         // caller's contract is the chain's contract.
-        unsafe { self.push_chain(index, index, 1) }
+        unsafe { self.push_chain(index, index) }
     }
 
-    /// Pushes a chain `first → … → last` of `count` blocks, pre-linked with
+    /// Pushes a chain `first → … → last`, pre-linked with
     /// [`set_link`](Self::set_link), with one successful CAS.
     ///
     /// # Safety
     ///
     /// Every block of the chain is `< capacity` and the caller's, the chain
-    /// runs from `first` to `last` through `count` blocks.
-    pub(crate) unsafe fn push_chain(&self, first: u32, last: u32, count: u32) {
+    /// runs from `first` to `last`.
+    pub(crate) unsafe fn push_chain(&self, first: u32, last: u32) {
         let backoff = Backoff::new();
         // Relaxed: we only need a value to link to; the CAS validates it and
         // the CAS's Release does the publishing.
@@ -257,11 +249,7 @@ impl TaggedStack {
                 PUSH_PUBLISH,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => {
-                    // Relaxed: statistics only.
-                    self.head.len.fetch_add(u64::from(count), Ordering::Relaxed);
-                    return;
-                }
+                Ok(_) => return,
                 Err(actual) => {
                     head = Head::unpack(actual);
                     backoff.spin();
@@ -316,11 +304,7 @@ impl TaggedStack {
                 Ordering::Acquire,
                 Ordering::Acquire,
             ) {
-                Ok(_) => {
-                    // Relaxed: statistics only.
-                    self.head.len.fetch_sub(u64::from(taken), Ordering::Relaxed);
-                    return taken;
-                }
+                Ok(_) => return taken,
                 Err(actual) => {
                     head = Head::unpack(actual);
                     backoff.spin();
@@ -384,8 +368,6 @@ impl TaggedStack {
             cursor = next;
         }
         debug_assert_eq!(cursor, NIL, "the stack held more blocks than the class has");
-        // Relaxed: statistics only.
-        self.head.len.fetch_sub(u64::from(taken), Ordering::Relaxed);
         taken
     }
 
@@ -397,11 +379,30 @@ impl TaggedStack {
         Head::unpack(self.head.word.load(Ordering::Relaxed)).index == NIL
     }
 
-    /// Blocks on the stack (exact when quiescent, see [`HeadCell::len`]).
+    /// Entries on the stack, counted by walking it: for tests and models,
+    /// on a quiescent stack (bounded by the capacity, so a cyclic chain
+    /// reads as more than the stack can hold rather than hanging).
+    #[cfg(test)]
     pub(crate) fn len(&self) -> u64 {
-        // Relaxed: a statistic; a transient negative reads as 0.
-        let len = self.head.len.load(Ordering::Relaxed) as i64;
-        len.max(0) as u64
+        let mut len = 0;
+        let mut cursor = self.head().index;
+        while cursor != NIL && len <= u64::from(self.capacity) {
+            len += 1;
+            cursor = self.next_of(cursor);
+        }
+        len
+    }
+
+    /// The entry on top a moment ago, without taking it (`None`: empty).
+    /// Whoever acts on it validates with an operation of its own.
+    #[inline]
+    pub(crate) fn peek(&self) -> Option<u32> {
+        // Acquire: pairs with the Release CAS that put this entry on top, as
+        // a pop's load does; and an empty head read from a `take_all`
+        // synchronises with it (which `ClassPool::retry_while_trimmed`
+        // relies on, as for a pop).
+        let index = Head::unpack(self.head.word.load(Ordering::Acquire)).index;
+        (index != NIL).then_some(index)
     }
 
     /// The current head (for tests and models).
@@ -480,7 +481,7 @@ mod tests {
             f.stack.push(9);
             f.stack.set_link(2, 3);
             f.stack.set_link(3, 4);
-            f.stack.push_chain(2, 4, 3);
+            f.stack.push_chain(2, 4);
         }
         assert_eq!(f.stack.len(), 4);
         let mut got = [NIL; 3];
@@ -538,7 +539,7 @@ mod tests {
         // The links still chain the blocks in stack order: the whole set goes
         // back with one push_chain, without relinking.
         // SAFETY: 1 → 6 → 3 were detached above, so they are ours.
-        unsafe { f.stack.push_chain(1, 3, 3) };
+        unsafe { f.stack.push_chain(1, 3) };
         assert_eq!(f.stack.len(), 3);
         assert_eq!([f.stack.pop(), f.stack.pop(), f.stack.pop(), f.stack.pop()], [Some(1), Some(6), Some(3), None]);
     }
@@ -599,7 +600,7 @@ mod tests {
                                 for w in chain.windows(2) {
                                     f.stack.set_link(w[0], w[1]);
                                 }
-                                f.stack.push_chain(chain[0], chain[3], 4);
+                                f.stack.push_chain(chain[0], chain[3]);
                             }
                         }
                     }
