@@ -406,8 +406,10 @@ mod tests {
         for round in 0..3u32 {
             for run in 0..20u32 {
                 // SAFETY: each block once per round, taken back below.
-                unsafe { f.runs.give(core::iter::once(run * 64 + round)) };
-                unsafe { f.runs.give(core::iter::once(run * 64 + 10 + round)) };
+                unsafe {
+                    f.runs.give(core::iter::once(run * 64 + round));
+                    f.runs.give(core::iter::once(run * 64 + 10 + round));
+                }
             }
             assert_eq!(f.runs.stack().len(), 20, "one entry per run, however many frees");
             let mut got = Vec::new();
