@@ -19,8 +19,9 @@ root=$PWD
 # the head and its CAS, while another pops twice and pushes back; the stale
 # pop result found by stack::push_pop_three_threads: two), so 3 gives one
 # spare. Unbounded search explodes on the three-thread model; with 3 the whole
-# suite explores ~730k interleavings in ~1.5 min (the three-thread model
-# ~85 s of it), and with 4 the three-thread model alone runs for many minutes.
+# suite explores ~580k interleavings in ~3.5 min (the first-use model ~3 min
+# of it, the three-thread model ~20 s), and with 4 the three-thread model
+# alone runs for many minutes.
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
 export RUSTFLAGS="--cfg lockfree_slab_loom"
 # Under $CARGO_TARGET_DIR when it is set (a shared build dir), else target/.

@@ -3,11 +3,11 @@
 //!
 //! A cache hit is a pop or a push on the magazine's array (a free also adds
 //! one to an owner-only counter, a plain add with no `lock` prefix; nothing
-//! else is counted per call). A miss refills half a magazine
-//! — one batch from the class's depot, copied (`class/depot.rs`), or else
-//! blocks off its stack or fresh ones; an overflow flushes the older half
-//! back as one batch. So the shared lines of a class are touched once per
-//! batch, not per block, and a batch costs two CASes and a copy.
+//! else is counted per call). A miss refills up to half a magazine from
+//! the class's runs (`class/runs.rs`: neighbouring blocks, lowest address
+//! first) or fresh blocks; an overflow flushes the older half back as one
+//! batch. So the shared lines of a class are touched once per batch, not
+//! per block, and a batch costs an atomic per run it touches.
 //!
 //! Slots live in the region's metadata area, not on the heap, so a cache
 //! never allocates through the allocator it serves. A [`SlotMap`] bitmap says
@@ -196,8 +196,7 @@ impl CacheGeometry {
 
     /// Blocks one refill or flush of `class` moves: half a magazine, so that
     /// a thread allocating and freeing at a magazine boundary moves a batch
-    /// at most once per half-magazine of operations. Also the class's depot
-    /// record size (`class/depot.rs`): refills and flushes move whole records.
+    /// at most once per half-magazine of operations.
     pub(crate) fn batch_of(&self, class: usize) -> u32 {
         (u32::from(self.depths[class]) / 2).max(1)
     }
@@ -564,8 +563,8 @@ impl Magazine<'_> {
         }
     }
 
-    /// Gives the `count` oldest blocks back to the pool (a depot record when
-    /// `count` is a batch) and moves the rest down.
+    /// Gives the `count` oldest blocks back to the pool and moves the rest
+    /// down.
     ///
     /// # Safety
     ///

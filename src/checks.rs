@@ -2,8 +2,8 @@
 //! misuse at the call that causes it, instead of as corruption far away.
 //!
 //! **What is checked.** Every block of a checked allocator has a state byte
-//! in the region's metadata (one `AtomicU8` per block, next to the stack's
-//! links; none is reserved when checks are off):
+//! in the region's metadata (one `AtomicU8` per block, next to the runs'
+//! free bits; none is reserved when checks are off):
 //!
 //! ```text
 //! FRESH (never handed out) --allocate--> LIVE --free--> FREED --allocate--> LIVE …
@@ -281,8 +281,8 @@ pub(crate) fn check_free(pool: &ClassPool, class: usize, ptr: NonNull<u8>) -> Re
 /// that was freed before.
 pub(crate) fn check_allocate(pool: &ClassPool, class: usize, block: NonNull<u8>) -> Result<(), Misuse> {
     let state = block_state(pool, class, block)?;
-    // Relaxed: the block came from our magazine or the stack, whose Acquire
-    // pop ordered the previous owner's free (state and poison) before this.
+    // Relaxed: the block came from our magazine or the runs, whose Acquire
+    // take ordered the previous owner's free (state and poison) before this.
     match state.swap(LIVE, Ordering::Relaxed) {
         FRESH | TRIMMED => Ok(()),
         FREED => {

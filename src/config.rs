@@ -598,7 +598,7 @@ fn shares(classes: &[usize], weights: &[u32], capacity: usize) -> Result<Vec<u32
             if blocks == 0 {
                 return Err(ConfigError::CapacityTooSmall { class, share });
             }
-            // u32::MAX is the stack's "no block" index.
+            // Block indices are u32, and u32::MAX stays unused (a "none").
             u32::try_from(blocks).ok().filter(|&b| b < u32::MAX).ok_or(ConfigError::TooManyBlocks { class, blocks })
         })
         .collect()

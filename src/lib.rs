@@ -6,7 +6,7 @@ mod sync; //       the only importer of atomics / thread-locals (std or loom)
 mod os; //         the only caller of the OS: mmap, madvise, mincore, write, pthread_atfork
 mod size_class; // (size, align) -> class, one table load
 mod config; //     Builder, Profile, Fallback, ConfigError: validation, no memory
-mod class; //      one class's shared state: ClassPool over its depot, tagged stack, carver, block states
+mod class; //      one class's shared state: ClassPool over its runs of free blocks, carver, block states
 mod cache; //      per-thread slots and magazines, batch refill / flush
 mod region; //     one reservation and its layout, its extensions, address -> (region, class)
 mod growth; //     adding extensions when a class runs dry

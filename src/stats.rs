@@ -3,7 +3,7 @@
 //! hot path never writes a shared counter — and its `Display` table.
 //!
 //! Each term of the accounting equation is counted on its own: *carved* by
-//! the carver, *on the stack* by the stack's length counter, *in caches* by
+//! the carver, *free* by the bits of the class's runs, *in caches* by
 //! the magazines' lengths, *in use* as allocations minus frees (cache hits are
 //! derived from a magazine's block flow, see `MagazineHeader`). So
 //! [`ClassStats::is_consistent`] can fail, and the tests rely on that. While other threads work, the
@@ -28,7 +28,8 @@ pub struct ClassStats {
     pub carved: u64,
     /// Blocks allocated and not yet freed.
     pub in_use: u64,
-    /// Free blocks on the shared stack.
+    /// Free blocks in the shared layer (the class's runs; the name is from
+    /// when they were a stack of blocks).
     pub free_in_stack: u64,
     /// Free blocks held in thread caches.
     pub in_caches: u64,
@@ -36,11 +37,12 @@ pub struct ClassStats {
     pub cache_hits: u64,
     /// Allocations that found the thread cache empty.
     pub cache_misses: u64,
-    /// Batches moved from the stack (or carver) into a thread cache.
+    /// Batches moved from the shared layer (or carver) into a thread cache.
     pub refills: u64,
-    /// Batches moved from a thread cache to the stack.
+    /// Batches moved from a thread cache to the shared layer.
     pub flushes: u64,
-    /// Allocations served by threads without a cache (straight from the stack).
+    /// Allocations served by threads without a cache (straight from the
+    /// shared layer).
     pub uncached_allocations: u64,
     /// Requests of this class sent to the fallback (or refused) because the
     /// class was dry.

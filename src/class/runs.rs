@@ -448,6 +448,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "too many iterations for Miri; loom covers the interleavings")]
     fn threads_neither_lose_nor_duplicate_blocks() {
         use std::sync::Arc;
         const THREADS: u32 = 4;

@@ -14,8 +14,8 @@
 //!    │       └─ allocate_in
 //!    ├─ no class holds it ──> allocate_unclassed  zero size: dangling; else allocate_fallback(None)
 //!    └─ allocate_in                         HOT  magazine pop
-//!       └─ empty ──> allocate_refill              refill_and_pop (pool.take_batch: a depot batch,
-//!                                                 else the stack, else carve); dry:
+//!       └─ empty ──> allocate_refill              refill_and_pop (pool.take_batch: free blocks
+//!                                                 of the runs on top, else carve); dry:
 //!                                                 retry_while_trimmed, then allocate_fallback(class)
 //! allocate_fallback(class or None)                growth (a further reservation) for a dry class,
 //!                                                 a zero-size request: dangling; else the
@@ -30,11 +30,11 @@
 //!    │       └─ deallocate_in
 //!    ├─ outside the first region ──> deallocate_unclassed
 //!    │                                            an extension's block (Region::locate): its
-//!    │                                            class's stack; else the checks' foreign-pointer
+//!    │                                            class's runs; else the checks' foreign-pointer
 //!    │                                            tests; System.dealloc
 //!    └─ deallocate_in                       HOT  magazine push
-//!       └─ full ──> deallocate_flush              flush_and_push (pool.give_batch: a depot
-//!                                                 record, else a chain on the stack)
+//!       └─ full ──> deallocate_flush              flush_and_push (pool.give_batch: a fetch_or
+//!                                                 per run, one push for the runs that were empty)
 //! ```
 //!
 //! `allocate_zeroed`, `resize_in_place` and `realloc` (`resize.rs`,

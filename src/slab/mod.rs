@@ -190,7 +190,7 @@ impl SlabAllocator {
     /// - Not released: pages that hold any byte of a block in use, blocks in
     ///   other threads' caches, never-used capacity (committed only under
     ///   [`populate`](crate::Builder::populate), which stays committed), and
-    ///   the metadata (4 bytes of link per block used so far, the caches).
+    ///   the metadata (the runs' free bits and links, the caches).
     ///   Released pages fault in again on reuse, also in a populated pool.
     /// - Safe to call while other threads allocate and free: it never
     ///   releases memory in use, loses no block, and makes no request fail
