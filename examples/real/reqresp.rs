@@ -126,13 +126,12 @@ pub fn run(json: &[Vec<String>], clients: usize, servers: usize, passes: usize) 
     let entries: Vec<&str> = json.iter().flatten().map(String::as_str).collect();
     let entries = &entries[..];
     thread::scope(|s| {
-        let senders: Vec<Sender<Request>> = (0..servers)
+        let (senders, servers): (Vec<Sender<Request>>, Vec<_>) = (0..servers)
             .map(|_| {
                 let (tx, rx) = mpsc::channel();
-                s.spawn(move || server(rx));
-                tx
+                (tx, s.spawn(move || server(rx)))
             })
-            .collect();
+            .unzip();
         let handles: Vec<_> = (0..clients)
             .map(|c| {
                 let senders = senders.clone();
@@ -143,6 +142,13 @@ pub fn run(json: &[Vec<String>], clients: usize, servers: usize, passes: usize) 
         let mut h = Fnv::new();
         for c in handles {
             h.u64(c.join().expect("client panicked"));
+        }
+        // Joined, not left to the scope: the scope's end waits only for
+        // the threads' closures, not for their thread-local destructors
+        // (the allocator's cache flush), which the caller's statistics
+        // check must not race.
+        for server in servers {
+            server.join().expect("server panicked");
         }
         h.finish()
     })
