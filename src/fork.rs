@@ -6,7 +6,10 @@
 //!
 //! - a pop, push, carve, slot claim or growth publication is one CAS, so
 //!   the child sees it done or not done; blocks another thread had taken
-//!   (its cache, a batch in flight) are simply not available in the child;
+//!   (its cache, a batch in flight) are simply not available in the child.
+//!   A run another thread had popped but not yet emptied stays off the
+//!   stack with its bits set, so its up to 64 blocks (and any the child
+//!   frees into it) are not handed out again in the child: a bounded loss;
 //! - a first-use initialisation in flight leaves a lazily built allocator
 //!   `INITIALIZING` in the child, which then serves every request from the
 //!   system allocator (`slab/lazy.rs`: nobody waits for it);
