@@ -21,11 +21,11 @@
 //! per-block list, or a depot of magazines) handed out a page per object.
 //!
 //! **Cost per batch.** No walk of per-block links (each a dependent miss):
-//! a refill is one CAS, or one pop and one swap, per run (its blocks are the word's bits,
-//! decoded with `trailing_zeros`), a flush one `fetch_or` per distinct run
-//! among the blocks it gives (merged in a small table first, so blocks of
-//! one run freed interleaved with another's still cost one) and one CAS on
-//! the stack head for all the runs that became non-empty. The run words are
+//! a refill is one CAS, or one pop and one swap, per run (its blocks are
+//! the word's bits, decoded with a bit scan); a flush is one `fetch_or` per
+//! distinct run among the blocks it gives (merged in a small table first,
+//! so blocks of one run freed interleaved with another's still cost one)
+//! and one CAS on the stack head for all the runs that became non-empty. The run words are
 //! spread over the metadata, so the only line every thread writes is the
 //! stack head, once per batch.
 //!
@@ -48,8 +48,8 @@
 //! sit in another thread's cache.
 //!
 //! **Orderings.** A `fetch_or` that frees blocks is a Release (the
-//! previous owner's writes to them) and an Acquire; the swap that takes
-//! them is an Acquire (pairs with every earlier `fetch_or`, the word's
+//! previous owner's writes to them) and an Acquire; the swap or CAS that
+//! takes them is an Acquire (pairs with every earlier `fetch_or`, the word's
 //! modification order being a chain of read-modify-writes) and a Release
 //! (a later `fetch_or` that reads its zero, and pushes the run, is ordered
 //! after this taker's pop read the run's link). The stack adds its own
@@ -66,7 +66,7 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 pub(crate) const RUN_BLOCKS: u32 = 64;
 const RUN_SHIFT: u32 = RUN_BLOCKS.trailing_zeros();
 
-/// Runs one take pops at most before it settles for what it has: a class
+/// Runs one take draws on at most before it settles for what it has: a class
 /// whose free blocks are scattered one per run still refills in bounded
 /// time, and leaves the rest for the next refill.
 const MAX_RUNS_PER_TAKE: u32 = 16;
