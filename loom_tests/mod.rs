@@ -149,6 +149,26 @@ impl PoolFixture {
     }
 }
 
+/// A pool whose blocks' contents are loom cells (one per block), so loom
+/// tracks who wrote them and who may read them.
+pub(crate) struct Payloads {
+    pub(crate) f: PoolFixture,
+    pub(crate) cells: Vec<loom::cell::UnsafeCell<u64>>,
+}
+
+// SAFETY: a cell is accessed only by the thread that holds its block, which
+// is exactly what the models check; loom flags any access that is not
+// ordered after the previous owner's.
+unsafe impl Sync for Payloads {}
+
+impl Payloads {
+    /// `f` with one zeroed cell per block.
+    pub(crate) fn new(f: PoolFixture) -> Self {
+        let cells = (0..f.pool.capacity()).map(|_| loom::cell::UnsafeCell::new(0)).collect();
+        Payloads { f, cells }
+    }
+}
+
 /// Asserts that `got` is exactly the blocks `0..capacity`, each once.
 #[track_caller]
 pub(crate) fn assert_all_blocks(mut got: Vec<u32>, capacity: u32) {

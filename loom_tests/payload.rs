@@ -8,28 +8,15 @@
 //! this model fails, which `.ci/loom.sh` checks: the `Release` on the push
 //! is what publishes the block.
 
-use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::thread;
 
-use super::{check, PoolFixture};
-
-/// A pool whose blocks' contents are loom cells (one per block), so loom
-/// tracks who wrote them and who may read them.
-struct Payloads {
-    f: PoolFixture,
-    cells: Vec<UnsafeCell<u64>>,
-}
-
-// SAFETY: a cell is accessed only by the thread that holds its block, which
-// is exactly what the model checks; loom flags any access that is not
-// ordered after the previous owner's.
-unsafe impl Sync for Payloads {}
+use super::{check, Payloads, PoolFixture};
 
 #[test]
 fn previous_owners_writes_happen_before_next_owners_reads() {
     check("payload::previous_owners_writes_happen_before", || {
-        let p = Arc::new(Payloads { f: PoolFixture::new(1), cells: vec![UnsafeCell::new(0)] });
+        let p = Arc::new(Payloads::new(PoolFixture::new(1)));
         let block = p.f.pool.take_one().expect("a fresh pool of one block");
         let addr = block.as_ptr() as usize;
         let writer = {

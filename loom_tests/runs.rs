@@ -20,11 +20,10 @@
 
 use core::ptr::NonNull;
 
-use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::thread;
 
-use super::{check, PoolFixture};
+use super::{check, Payloads, PoolFixture};
 use crate::class::runs::RUN_BLOCKS;
 use crate::class::stack::NIL;
 
@@ -158,24 +157,13 @@ fn takes_in_place_race_a_pop_and_a_free() {
     });
 }
 
-/// The blocks' contents are loom cells, one per block, so loom tracks who
-/// wrote them and who may read them.
-struct Payloads {
-    f: PoolFixture,
-    cells: Vec<UnsafeCell<u64>>,
-}
-
-// SAFETY: a cell is accessed only by the thread that holds its block, which
-// is exactly what the model checks.
-unsafe impl Sync for Payloads {}
-
 /// Block 1 is already free, so run 0 is on the stack: the writer's flush of
 /// blocks 0 (run 0, no push: only its `fetch_or` publishes) and 64 (run 1,
 /// pushed) must both reach the reader with the writer's contents.
 #[test]
 fn a_flush_publishes_its_blocks_to_the_next_taker() {
     check("runs::a_flush_publishes_its_blocks_to_the_next_taker", || {
-        let p = Arc::new(Payloads { f: carved_pool(), cells: (0..CAP).map(|_| UnsafeCell::new(0)).collect() });
+        let p = Arc::new(Payloads::new(carved_pool()));
         give(&p.f, &[1]);
         let mine = [0u32, 64];
         let writer = {

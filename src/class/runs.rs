@@ -190,6 +190,24 @@ impl Runs {
         }
     }
 
+    /// Gives back `bits` of one run that a take or a trim holds (none: a
+    /// no-op), pushing the run if its word was 0.
+    ///
+    /// # Safety
+    ///
+    /// As for [`or_in`](Self::or_in).
+    unsafe fn or_back(&self, run: u32, bits: u64) {
+        if bits != 0 {
+            let mut emptied = Chain::EMPTY;
+            // SAFETY: forwarded; the run, if on the chain, is ours to push
+            // (`or_in`).
+            unsafe {
+                self.or_in(run, bits, &mut emptied);
+                emptied.push_onto(&self.stack);
+            }
+        }
+    }
+
     /// Takes up to `max` free blocks, from at most [`MAX_RUNS_PER_TAKE`]
     /// runs, as `sink(index)`: each run's blocks highest address first (so
     /// that a magazine, which hands out its newest entry first, hands them
@@ -225,16 +243,9 @@ impl Runs {
                 // Frees that landed since the peek may have added blocks:
                 // those we have no room for go back (see the module docs).
                 let (mine, rest) = lowest_bits(bits, need);
-                if rest != 0 {
-                    let mut emptied = Chain::EMPTY;
-                    // SAFETY: `rest` are free blocks this take holds: swapped
-                    // out above and not handed to the sink. The run, if on
-                    // the chain, is ours to push (`or_in`).
-                    unsafe {
-                        self.or_in(run, rest, &mut emptied);
-                        emptied.push_onto(&self.stack);
-                    }
-                }
+                // SAFETY: `rest` are free blocks this take holds: swapped out
+                // above and not handed to the sink.
+                unsafe { self.or_back(run, rest) };
                 (mine, run)
             };
             runs += 1;
@@ -266,16 +277,10 @@ impl Runs {
                 Some(below) => bits & (u64::MAX << below),
                 None => bits,
             };
-            if late != 0 {
-                let mut emptied = Chain::EMPTY;
-                // SAFETY: blocks swapped out above, ours. `take_all` read
-                // this run's link before calling us, so pushing it again
-                // cannot break its walk of the detached runs.
-                unsafe {
-                    self.or_in(run, late, &mut emptied);
-                    emptied.push_onto(&self.stack);
-                }
-            }
+            // SAFETY: blocks swapped out above, ours. `take_all` read this
+            // run's link before calling us, so pushing it again cannot break
+            // its walk of the detached runs.
+            unsafe { self.or_back(run, late) };
             let mut held = bits & !late;
             taken += u64::from(held.count_ones());
             while held != 0 {

@@ -150,14 +150,11 @@ impl Head {
     }
 }
 
-/// The contended word, alone on its padded line.
-struct HeadCell {
-    word: AtomicU64,
-}
-
 /// A Treiber stack over the block indices `0..capacity` of one class.
 pub(crate) struct TaggedStack {
-    head: CachePadded<HeadCell>,
+    /// The head word, alone on its padded line: the one line every thread
+    /// of the class writes.
+    head: CachePadded<AtomicU64>,
     links: *const AtomicU32,
     capacity: u32,
 }
@@ -177,7 +174,7 @@ impl TaggedStack {
     /// valid, and are used by no one else, for as long as the stack is used.
     pub(crate) unsafe fn new(links: *const AtomicU32, capacity: u32) -> Self {
         debug_assert!(capacity < NIL);
-        TaggedStack { head: CachePadded::new(HeadCell { word: AtomicU64::new(Head::EMPTY.pack()) }), links, capacity }
+        TaggedStack { head: CachePadded::new(AtomicU64::new(Head::EMPTY.pack())), links, capacity }
     }
 
     #[inline(always)]
@@ -235,7 +232,7 @@ impl TaggedStack {
         let backoff = Backoff::new();
         // Relaxed: we only need a value to link to; the CAS validates it and
         // the CAS's Release does the publishing.
-        let mut head = Head::unpack(self.head.word.load(Ordering::Relaxed));
+        let mut head = Head::unpack(self.head.load(Ordering::Relaxed));
         loop {
             // Relaxed: ordered before the CAS below by its Release.
             self.link(last).store(head.index, Ordering::Relaxed);
@@ -243,7 +240,7 @@ impl TaggedStack {
             // `pop_batch`: the next owner sees our link and every write the
             // previous owners made to these blocks.
             // Failure: Relaxed, the value is only used to retry.
-            match self.head.word.compare_exchange_weak(
+            match self.head.compare_exchange_weak(
                 head.pack(),
                 head.successor(first).pack(),
                 PUSH_PUBLISH,
@@ -279,7 +276,7 @@ impl TaggedStack {
         // Acquire: pairs with the Release CAS of the push that put this head
         // there (and, through the head's release sequence, of all earlier
         // pushes), so the links we walk are at least as new as those pushes.
-        let mut head = Head::unpack(self.head.word.load(Ordering::Acquire));
+        let mut head = Head::unpack(self.head.load(Ordering::Acquire));
         loop {
             if head.index == NIL {
                 return 0;
@@ -298,7 +295,7 @@ impl TaggedStack {
             // that published these blocks (the new owner reads their
             // contents). Failure: Acquire, because the value becomes the head
             // whose links we walk next.
-            match self.head.word.compare_exchange_weak(
+            match self.head.compare_exchange_weak(
                 head.pack(),
                 head.successor(cursor).pack(),
                 Ordering::Acquire,
@@ -326,7 +323,7 @@ impl TaggedStack {
         // Relaxed: only a value for the CAS to validate; nothing is read
         // through it before the CAS succeeds (unlike `pop_batch`, which
         // walks before its CAS).
-        let mut head = Head::unpack(self.head.word.load(Ordering::Relaxed));
+        let mut head = Head::unpack(self.head.load(Ordering::Relaxed));
         loop {
             if head.index == NIL {
                 return 0;
@@ -342,7 +339,7 @@ impl TaggedStack {
             //   on it: the trim's "in progress" mark, made just before, is
             //   then visible to a dry path that found this stack empty.
             // Failure: Relaxed, the value is only used to retry.
-            match self.head.word.compare_exchange_weak(
+            match self.head.compare_exchange_weak(
                 head.pack(),
                 head.successor(NIL).pack(),
                 Ordering::AcqRel,
@@ -376,7 +373,7 @@ impl TaggedStack {
     pub(crate) fn looks_empty(&self) -> bool {
         // Relaxed: a hint; whoever acts on a non-empty stack validates with a
         // CAS of its own.
-        Head::unpack(self.head.word.load(Ordering::Relaxed)).index == NIL
+        Head::unpack(self.head.load(Ordering::Relaxed)).index == NIL
     }
 
     /// Entries on the stack, counted by walking it: for tests and models,
@@ -401,14 +398,14 @@ impl TaggedStack {
         // a pop's load does; and an empty head read from a `take_all`
         // synchronises with it (which `ClassPool::retry_while_trimmed`
         // relies on, as for a pop).
-        let index = Head::unpack(self.head.word.load(Ordering::Acquire)).index;
+        let index = Head::unpack(self.head.load(Ordering::Acquire)).index;
         (index != NIL).then_some(index)
     }
 
     /// The current head (for tests and models).
     #[cfg(test)]
     pub(crate) fn head(&self) -> Head {
-        Head::unpack(self.head.word.load(Ordering::Acquire))
+        Head::unpack(self.head.load(Ordering::Acquire))
     }
 
     /// A compare-and-swap on the head exactly as a pop does it, for the ABA
@@ -416,7 +413,6 @@ impl TaggedStack {
     #[cfg(test)]
     pub(crate) fn try_replace_head(&self, expected: Head, next: u32) -> Result<(), Head> {
         self.head
-            .word
             .compare_exchange(expected.pack(), expected.successor(next).pack(), Ordering::Acquire, Ordering::Acquire)
             .map(|_| ())
             .map_err(Head::unpack)
