@@ -36,7 +36,7 @@ fn main() {
         println!("thread {t}: {distinct} distinct words, {kept} kept");
     }
 
-    let big = vec![7u8; 1 << 20]; // > 32 KiB: the system fallback serves it
+    let big = vec![7u8; 1 << 20]; // > 256 KiB: the system fallback serves it
     println!("1 MiB buffer in the pool: {}", GLOBAL.owns(big.as_ptr()));
     drop(big);
 

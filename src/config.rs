@@ -18,7 +18,7 @@ pub const MIN_CLASS_SIZE: usize = 8;
 pub const DEFAULT_CAPACITY: usize = 1 << 30;
 /// Capacity of [`Profile::General`]: 64 GiB of address space. Only touched
 /// pages are committed, so this costs nothing until used; it keeps every one
-/// of the 44 classes (about 1.5 GiB each) from running dry in ordinary
+/// of the 56 classes (about 1.1 GiB each) from running dry in ordinary
 /// programs, which matters most when the allocator is the global one.
 pub const GENERAL_CAPACITY: usize = 64 << 30;
 /// Default per-thread, per-class magazine depth (blocks).
@@ -26,10 +26,15 @@ pub const DEFAULT_CACHE_DEPTH: usize = 64;
 /// Largest accepted magazine depth.
 pub const MAX_CACHE_DEPTH: usize = 4096;
 /// Default byte budget of one magazine: small classes get deeper magazines
-/// (up to [`MAX_SCALED_DEPTH`] blocks), large ones keep `cache_depth`.
+/// (up to [`MAX_SCALED_DEPTH`] blocks), large ones shallower (down to
+/// [`MIN_SCALED_DEPTH`]), so that no thread keeps more than about this much
+/// of one class to itself.
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 10;
 /// Deepest magazine that `cache_bytes` scaling gives a class.
 pub const MAX_SCALED_DEPTH: usize = 1024;
+/// Shallowest magazine that `cache_bytes` scaling gives a class (one whose
+/// blocks are larger than half the budget).
+pub const MIN_SCALED_DEPTH: usize = 2;
 /// Default number of threads that get a private cache; further threads are
 /// served straight from the shared stacks.
 pub const DEFAULT_CACHED_THREADS: usize = 256;
@@ -62,7 +67,7 @@ pub enum Fallback {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Profile {
     /// General purpose (the default): 64 GiB of address space (committed
-    /// on touch), 44 classes from 8 B to 32 KiB, stepping
+    /// on touch), 56 classes from 8 B to 256 KiB, stepping
     /// by 8 B up to 64 B, by 16 B up to 128 B, then four steps per doubling.
     /// Rounding up wastes at most 7 bytes below 24 B (the 8-byte granule),
     /// at most 25 % of a block above 24 B and at most 20 % above 64 B.
@@ -156,12 +161,13 @@ impl Profile {
 }
 
 /// The general-purpose classes: 8..=64 by 8, 80..=128 by 16, then four steps
-/// per power of two up to 32 KiB. 44 classes.
+/// per power of two up to 256 KiB. 56 classes: larger requests are rare
+/// enough, and large enough, for the fallback (glibc maps them on their own).
 fn general_classes() -> Vec<usize> {
     let mut classes: Vec<usize> = (1..=8).map(|i| i * 8).collect();
     classes.extend([80, 96, 112, 128]);
     let mut base = 128;
-    while base < 32 * 1024 {
+    while base < 256 * 1024 {
         let step = base / 4;
         classes.extend((1..=4).map(|i| base + i * step));
         base *= 2;
@@ -326,9 +332,13 @@ impl ValidConfig {
     pub(crate) fn class_depths(&self) -> Vec<usize> {
         self.classes
             .iter()
-            .map(|&size| match self.cache_depth {
-                0 => 0,
-                depth => depth.max((self.cache_bytes / size).min(MAX_SCALED_DEPTH)),
+            .map(|&size| match (self.cache_depth, self.cache_bytes) {
+                (0, _) => 0,
+                (depth, 0) => depth,
+                (depth, bytes) => match bytes / size {
+                    fits if fits >= depth => fits.min(MAX_SCALED_DEPTH).max(depth),
+                    fits => fits.max(MIN_SCALED_DEPTH),
+                },
             })
             .collect()
     }
@@ -394,19 +404,23 @@ impl Builder {
     }
 
     /// Blocks each thread may keep per class (0 disables thread caches). Half
-    /// a magazine (a refill: at most 64 blocks) moves to or from the shared
-    /// stack at a time. Set explicitly, it is every class's depth exactly,
-    /// unless [`cache_bytes`](Self::cache_bytes) is set too.
+    /// a magazine moves to or from the shared layer at a time. Set
+    /// explicitly, it is every class's depth exactly, unless
+    /// [`cache_bytes`](Self::cache_bytes) is set too.
     pub fn cache_depth(mut self, depth: usize) -> Self {
         self.cache_depth = Some(depth);
         self
     }
 
-    /// A byte budget per magazine: a class of `size`-byte blocks keeps up to
-    /// `max(cache_depth, min(bytes / size, 1024))` blocks per thread, so small
-    /// classes absorb larger bursts without touching the shared stack. The
-    /// profiles default to 64 KiB ([`Profile::Embedded`]: 0, a uniform
-    /// depth); 0 turns scaling off.
+    /// A byte budget per magazine, which scales each class's depth to its
+    /// block size: a class of `size`-byte blocks keeps `bytes / size` blocks
+    /// per thread, at least `cache_depth` when that many fit the budget (at
+    /// most [`MAX_SCALED_DEPTH`], or `cache_depth` if larger), and at least
+    /// [`MIN_SCALED_DEPTH`] when fewer do. So small classes absorb larger
+    /// bursts without touching the shared layer, and a thread never holds
+    /// more than about `bytes` of a large class that other threads could
+    /// use. The profiles default to 64 KiB ([`Profile::Embedded`]: 0, a
+    /// uniform depth); 0 turns scaling off.
     pub fn cache_bytes(mut self, bytes: usize) -> Self {
         self.cache_bytes = Some(bytes);
         self
@@ -624,8 +638,8 @@ mod tests {
     #[test]
     fn general_classes_waste_at_most_25_percent() {
         let classes = general_classes();
-        assert_eq!(classes.len(), 44);
-        assert_eq!(*classes.last().unwrap(), 32 * 1024);
+        assert_eq!(classes.len(), 56);
+        assert_eq!(*classes.last().unwrap(), 256 * 1024);
         // Any request above the smallest class rounds up to the next class;
         // the worst case is one byte past the previous class.
         for w in classes.windows(2) {
@@ -641,6 +655,20 @@ mod tests {
                 assert!(waste <= 0.20, "{prev}->{next} wastes {waste}");
             }
         }
+    }
+
+    #[test]
+    fn a_byte_budget_deepens_small_magazines_and_bounds_large_ones() {
+        let depths =
+            |b: Builder| b.size_classes(&[8, 64, 1024, 4096, 32768, 262144]).validate().unwrap().class_depths();
+        // The default: 64 blocks, scaled to a 64 KiB budget.
+        assert_eq!(depths(Builder::new()), [1024, 1024, 64, 16, 2, 2]);
+        // Never below `cache_depth` where that many fit the budget.
+        assert_eq!(depths(Builder::new().cache_depth(128).cache_bytes(1 << 20)), [1024, 1024, 1024, 256, 32, 4]);
+        assert_eq!(depths(Builder::new().cache_depth(2048).cache_bytes(1 << 20)), [2048, 2048, 1024, 256, 32, 4]);
+        // No budget: every class gets `cache_depth`; no depth: no caches.
+        assert_eq!(depths(Builder::new().cache_depth(64)), [64; 6]);
+        assert_eq!(depths(Builder::new().cache_depth(0)), [0; 6]);
     }
 
     #[test]

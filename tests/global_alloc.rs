@@ -19,7 +19,7 @@
 //! - (c) allocation and free inside thread-local destructors, both before and
 //!   after the allocator's own exit flush has run;
 //! - (d) `realloc` within a class (same pointer), across classes and into
-//!   and out of the system fallback (> 32 KiB, or alignment > 4096), and
+//!   and out of the system fallback (> 256 KiB, or alignment > 4096), and
 //!   `alloc_zeroed` on recycled blocks;
 //! - (e) drops that re-enter the allocator while a thread's registry of
 //!   cache slots changes: threads (started with `pthread_create`) that use
@@ -141,9 +141,9 @@ struct Payload {
 impl Payload {
     fn new(origin: u64, iter: u64) -> Payload {
         let seed = mix(origin, iter);
-        // Lengths spread over many classes; every 97th vector is over 32 KiB
-        // (the system fallback).
-        let n = if iter % 97 == 0 { 5000 } else { (seed % 300) as usize };
+        // Lengths spread over many classes; every 97th vector is over 256
+        // KiB (the system fallback).
+        let n = if iter % 97 == 0 { 40_000 } else { (seed % 300) as usize };
         let mut text = String::new();
         for k in 0..(seed % 50) {
             text.push_str(&word(mix(seed, k)));
@@ -360,7 +360,7 @@ fn vec_grow_and_shrink() {
         v.truncate(len);
         v.shrink_to_fit();
         assert!(v.iter().enumerate().all(|(k, &b)| b == byte(k)), "contents lost shrinking to {len}");
-        assert_eq!(GLOBAL.owns(v.as_ptr()), len <= 32 * 1024, "length {len}: pool or fallback");
+        assert_eq!(GLOBAL.owns(v.as_ptr()), len <= 256 * 1024, "length {len}: pool or fallback");
     }
     assert_eq!(v, [byte(0)]);
 }
@@ -388,10 +388,10 @@ unsafe fn check(p: *const u8, len: usize, tag: usize) -> bool {
 }
 
 /// Raw `GLOBAL.realloc` between every pair of sizes in a list that crosses
-/// class boundaries and the 32 KiB fallback boundary, at several alignments.
+/// class boundaries and the 256 KiB fallback boundary, at several alignments.
 fn raw_realloc() {
-    const SIZES: [usize; 16] =
-        [1, 8, 9, 24, 100, 112, 113, 500, 1000, 4096, 4097, 20_000, 32_768, 32_769, 65_536, 1 << 20];
+    const SIZES: [usize; 17] =
+        [1, 8, 9, 24, 100, 112, 113, 500, 1000, 4096, 4097, 20_000, 32_769, 65_536, 262_144, 262_145, 1 << 20];
     for align in [8, 64, 4096, 8192] {
         for (n, &from) in SIZES.iter().enumerate() {
             for &to in &SIZES {

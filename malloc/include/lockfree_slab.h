@@ -8,7 +8,7 @@
  * malloc_usable_size -- is exported under its usual names (feature
  * `override`, on by default) with glibc's semantics; declare them with
  * <stdlib.h> and <malloc.h>. Requests the slab does not serve (larger than
- * its largest class, 32 KiB; aligned beyond a page; a class used up) are
+ * its largest class, 256 KiB; aligned beyond a page; a class used up) are
  * served by glibc's own allocator, and freed there again.
  *
  * LOCKFREE_SLAB_STATS=1 in the environment prints the stats table to

@@ -88,13 +88,13 @@ fn realloc_as_glibc() {
             *p.add(i) = i as u8;
         }
         let mut size = 10;
-        while size < 200_000 {
+        while size < 400_000 {
             size = size * 3 / 2;
             p = slab::realloc(p.cast(), size).cast();
             assert!(!p.is_null());
             assert!((0..10).all(|i| *p.add(i) == i as u8), "lost bytes growing to {size}");
         }
-        assert!(!owns(p.cast()), "a 200 KiB block is glibc's");
+        assert!(!owns(p.cast()), "a 400 KiB block is glibc's");
         p = slab::realloc(p.cast(), 20).cast();
         assert!((0..10).all(|i| *p.add(i) == i as u8));
         assert!(slab::realloc(p.cast(), 0).is_null(), "realloc(p, 0) frees and returns NULL");

@@ -72,9 +72,12 @@ const RUN_SHIFT: u32 = RUN_BLOCKS.trailing_zeros();
 const MAX_RUNS_PER_TAKE: u32 = 16;
 
 /// Slots of the table in which [`Runs::give`] merges the bits of one run
-/// before it or-s them in: a flush of blocks from a handful of runs,
-/// interleaved, costs one `fetch_or` per run.
-const MERGE_SLOTS: usize = 8;
+/// before it or-s them in (direct-mapped by run index, at most one per bit
+/// of a `u64` mask of filled slots): a flush of blocks from up to this many
+/// neighbouring runs, in any order, costs one `fetch_or` per run. Blocks a
+/// thread frees in hash-table or tree order come from the runs its refills
+/// took, a few dozen at most per batch.
+const MERGE_SLOTS: usize = 64;
 
 /// The ordering of a `fetch_or` that frees blocks. The test-only cfg
 /// `lockfree_slab_weak_push` weakens it (as it does the stack's push) so the
@@ -143,26 +146,33 @@ impl Runs {
     /// Each index is a block of this class, the caller's, and not free;
     /// none is yielded twice.
     pub(crate) unsafe fn give(&self, indices: impl Iterator<Item = u32>) {
-        let mut table = [(u32::MAX, 0u64); MERGE_SLOTS];
+        // Slot `s` holds the bits of run `runs[s]` when bit `s` of `filled`
+        // is set; only filled slots are read, so the arrays need no
+        // clearing beyond their (vectorised) zeroing.
+        let mut runs = [0u32; MERGE_SLOTS];
+        let mut bits = [0u64; MERGE_SLOTS];
+        let mut filled = 0u64;
         let mut emptied = Chain::EMPTY;
         for index in indices {
             let (run, bit) = run_and_bit(index);
-            let slot = &mut table[run as usize % MERGE_SLOTS];
-            if slot.0 != run {
-                if slot.1 != 0 {
-                    // SAFETY: the bits are of blocks the caller gives.
-                    unsafe { self.or_in(slot.0, slot.1, &mut emptied) };
-                }
-                *slot = (run, 0);
+            let slot = run as usize % MERGE_SLOTS;
+            let mask = 1u64 << slot;
+            if filled & mask == 0 {
+                filled |= mask;
+                (runs[slot], bits[slot]) = (run, 0);
+            } else if runs[slot] != run {
+                // SAFETY: the bits are of blocks the caller gives.
+                unsafe { self.or_in(runs[slot], bits[slot], &mut emptied) };
+                (runs[slot], bits[slot]) = (run, 0);
             }
-            debug_assert_eq!(slot.1 & bit, 0, "block {index} given twice in one batch");
-            slot.1 |= bit;
+            debug_assert_eq!(bits[slot] & bit, 0, "block {index} given twice in one batch");
+            bits[slot] |= bit;
         }
-        for (run, bits) in table {
-            if bits != 0 {
-                // SAFETY: as above.
-                unsafe { self.or_in(run, bits, &mut emptied) };
-            }
+        while filled != 0 {
+            let slot = filled.trailing_zeros() as usize;
+            filled &= filled - 1;
+            // SAFETY: as above.
+            unsafe { self.or_in(runs[slot], bits[slot], &mut emptied) };
         }
         // SAFETY: every run on the chain had a zero word before our
         // `fetch_or`, so it is on no stack and ours to push (module docs).

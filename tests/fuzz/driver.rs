@@ -113,8 +113,8 @@ pub const CONFIGS: &[Config] = &[
     ("Profile::Balanced in 64 KiB (system fallback)", || {
         SlabAllocator::builder().profile(Profile::Balanced).capacity(64 << 10)
     }),
-    ("Profile::General in 8 MiB (44 classes, deep magazines)", || {
-        SlabAllocator::builder().profile(Profile::General).capacity(8 << 20)
+    ("Profile::General in 16 MiB (56 classes, deep magazines)", || {
+        SlabAllocator::builder().profile(Profile::General).capacity(16 << 20)
     }),
     // Not `huge_pages(true)`: the advice changes no answer, and faulting in
     // (and compacting for) a 2 MiB page per program costs ten programs.

@@ -155,9 +155,16 @@ fn zero_size_requests_get_a_unique_block_or_a_dangling_pointer() {
 #[test]
 fn usable_size_and_class_size_agree_with_the_table() {
     let slab = SlabAllocator::builder().build().unwrap();
-    for (size, align, expect) in
-        [(1, 1, 8), (9, 8, 16), (20, 16, 32), (24, 8, 24), (65, 8, 80), (129, 8, 160), (32768, 8, 32768)]
-    {
+    for (size, align, expect) in [
+        (1, 1, 8),
+        (9, 8, 16),
+        (20, 16, 32),
+        (24, 8, 24),
+        (65, 8, 80),
+        (129, 8, 160),
+        (32769, 8, 40960),
+        (262144, 8, 262144),
+    ] {
         let l = layout(size, align);
         assert_eq!(slab.class_size_for(l), Some(expect), "size {size} align {align}");
         let p = slab.allocate(l).unwrap();
@@ -165,5 +172,5 @@ fn usable_size_and_class_size_agree_with_the_table() {
         // SAFETY: allocated above with `l`.
         unsafe { slab.deallocate(p, l) };
     }
-    assert_eq!(slab.class_size_for(layout(32769, 8)), None);
+    assert_eq!(slab.class_size_for(layout(262145, 8)), None);
 }
