@@ -70,7 +70,9 @@ pub enum Profile {
     /// on touch), 56 classes from 8 B to 256 KiB, stepping
     /// by 8 B up to 64 B, by 16 B up to 128 B, then four steps per doubling.
     /// Rounding up wastes at most 7 bytes below 24 B (the 8-byte granule),
-    /// at most 25 % of a block above 24 B and at most 20 % above 64 B.
+    /// at most 25 % of a block above 24 B and at most 20 % above 64 B. An
+    /// explicit capacity is split evenly and must hold a block of every
+    /// class: at least 14 MiB.
     #[default]
     General,
     /// One 16-byte class: the most blocks per byte and the shortest path.
@@ -633,6 +635,16 @@ mod tests {
             assert_eq!(c.classes, p.size_classes());
             assert!(c.blocks.iter().all(|&b| b > 0));
         }
+    }
+
+    #[test]
+    fn general_needs_14_mib_for_a_block_of_every_class() {
+        let general = |capacity| Builder::new().capacity(capacity).validate();
+        assert_eq!(general(14 << 20).unwrap().blocks.last(), Some(&1));
+        assert!(matches!(
+            general((14 << 20) - 1),
+            Err(ConfigError::CapacityTooSmall { class: 262_144, share }) if share < 262_144
+        ));
     }
 
     #[test]
