@@ -238,7 +238,7 @@ impl ClassPool {
     /// `block` was handed out by this pool and is not in use any more.
     pub(crate) unsafe fn give_back(&self, block: NonNull<u8>) {
         // SAFETY: a block of this pool, now the caller's.
-        unsafe { self.runs.give(core::iter::once(self.index_of(block))) }
+        unsafe { self.runs.give_one(self.index_of(block)) }
     }
 
     /// Detaches every free block below `frontier` as `sink(index)` and

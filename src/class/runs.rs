@@ -200,8 +200,21 @@ impl Runs {
         }
     }
 
-    /// Gives back `bits` of one run that a take or a trim holds (none: a
-    /// no-op), pushing the run if its word was 0.
+    /// Frees one block (the uncached path): one `fetch_or`, and a push if
+    /// its run was empty, without [`give`](Self::give)'s merge table.
+    ///
+    /// # Safety
+    ///
+    /// As for [`give`](Self::give), for one block.
+    pub(crate) unsafe fn give_one(&self, index: u32) {
+        let (run, bit) = run_and_bit(index);
+        // SAFETY: the caller's block (this function's contract).
+        unsafe { self.or_back(run, bit) }
+    }
+
+    /// Gives back `bits` of one run that the caller holds — a freed block,
+    /// or what a take or a trim holds (none: a no-op) — pushing the run if
+    /// its word was 0.
     ///
     /// # Safety
     ///

@@ -79,13 +79,13 @@ const PUSH_PUBLISH: Ordering = Ordering::Relaxed;
 /// [`TaggedStack::push_chain`].
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Chain {
+    /// `NIL` while the chain is empty.
     first: u32,
     last: u32,
-    count: u32,
 }
 
 impl Chain {
-    pub(crate) const EMPTY: Chain = Chain { first: NIL, last: NIL, count: 0 };
+    pub(crate) const EMPTY: Chain = Chain { first: NIL, last: NIL };
 
     /// Links `index` after the chain's last block.
     ///
@@ -94,7 +94,7 @@ impl Chain {
     /// `index < capacity` of `stack`, and the block is the caller's: on no
     /// stack and in no other chain (as for [`TaggedStack::set_link`]).
     pub(crate) unsafe fn append(&mut self, stack: &TaggedStack, index: u32) {
-        if self.count == 0 {
+        if self.first == NIL {
             self.first = index;
         } else {
             // SAFETY: the chain's last block and `index` are both the
@@ -102,7 +102,6 @@ impl Chain {
             unsafe { stack.set_link(self.last, index) };
         }
         self.last = index;
-        self.count += 1;
     }
 
     /// Pushes the chain onto `stack` with one successful CAS (nothing if it
@@ -113,9 +112,9 @@ impl Chain {
     /// Every block appended is still the caller's, and was appended for this
     /// `stack`.
     pub(crate) unsafe fn push_onto(self, stack: &TaggedStack) {
-        if self.count > 0 {
-            // SAFETY: `append` linked `first → … → last` through `count`
-            // blocks, all the caller's (this function's contract).
+        if self.first != NIL {
+            // SAFETY: `append` linked `first → … → last`, all blocks the
+            // caller's (this function's contract).
             unsafe { stack.push_chain(self.first, self.last) };
         }
     }
